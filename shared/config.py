@@ -1,0 +1,251 @@
+"""Typed settings, read once from the environment at the composition root.
+
+Every variable is documented in the README's configuration table; `tests/unit/test_readme.py` keeps the two
+in step. Errors name the variable and say what was expected, never the value of a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.domain.urls import check_url
+from shared.errors import ConfigurationError
+
+PLACEHOLDERS = frozenset({"changeme", "change-me", "change_me", "placeholder", "todo", "xxx", "secret", "replace-me"})
+SECRET_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
+DATA_KEY_SECRET_RE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str | None
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"ClientCredentials(client_id={self.client_id!r}, client_secret=***)"
+
+
+def provider_env_prefix(provider_id: str) -> str:
+    """`google-workspace` -> `GOOGLE_WORKSPACE`, the prefix of `<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET`."""
+    return re.sub(r"[^A-Za-z0-9]", "_", provider_id).upper()
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.strip().lower() in PLACEHOLDERS or (value.startswith("<") and value.endswith(">"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    port: int = Field(8080, ge=1, le=65535)
+    environment: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    database_url: str | None = None
+    instance_connection_name: str | None = None
+    db_user: str | None = None
+    db_name: str = "broker"
+    db_private_ip: bool = False
+    db_pool_size: int = Field(5, ge=1, le=100)
+    local_data_dir: str = ".broker"
+
+    secret_backend: Literal["database", "gcp"] = "database"
+    gcp_project: str | None = None
+    secret_prefix: str = "broker-int"
+    secret_manager_endpoint: str | None = None
+    data_keys: SecretStr | None = None
+    data_key_secret: str | None = None
+
+    providers_file: str | None = None
+    public_base_url: str | None = None
+    allowed_return_urls: CommaList = []
+    auth_mode: Literal["dev", "oidc"] = "dev"
+    internal_api_keys: Annotated[list[SecretStr], NoDecode] = []
+
+    _clients: dict[str, ClientCredentials] = PrivateAttr(default_factory=dict)
+
+    _split_lists = field_validator("allowed_return_urls", "internal_api_keys", mode="before")(_split)
+
+    @field_validator("secret_prefix")
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if not SECRET_PREFIX_RE.match(value):
+            raise ValueError("must start with a letter and hold only letters, digits, '-' and '_' (≤ 100)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_driver(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql+pg8000://", "sqlite://")):
+            raise ValueError("must start with postgresql+pg8000:// or sqlite://")
+        return value
+
+    @field_validator("data_key_secret")
+    @classmethod
+    def _pinned_key(cls, value: str | None) -> str | None:
+        if value and not DATA_KEY_SECRET_RE.match(value):
+            raise ValueError("must be projects/<p>/secrets/<name>/versions/<number> (a number, never 'latest')")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = check_url(value)
+        if problem:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+    @field_validator("allowed_return_urls")
+    @classmethod
+    def _return_urls(cls, values: list[str]) -> list[str]:
+        for value in values:
+            problem = check_url(value)
+            if problem:
+                raise ValueError(f"entry {value!r} {problem}")
+        return values
+
+    @field_validator("internal_api_keys")
+    @classmethod
+    def _api_keys(cls, values: list[SecretStr]) -> list[SecretStr]:
+        for key in values:
+            raw = key.get_secret_value()
+            if _is_placeholder(raw) or len(raw) < 24:
+                raise ValueError("every key must be at least 24 characters and not a placeholder")
+        return values
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        problems = []
+        if self.data_keys is not None:
+            try:
+                parse_data_keys(self.data_keys.get_secret_value())
+            except ValueError as exc:
+                problems.append(f"DATA_KEYS: {exc}")
+        if self.secret_backend == "gcp" and not self.gcp_project:
+            problems.append("GCP_PROJECT: required when SECRET_BACKEND=gcp")
+        if self.data_key_secret and not self.gcp_project and not self.secret_manager_endpoint:
+            problems.append("DATA_KEY_SECRET: needs GCP_PROJECT (or SECRET_MANAGER_ENDPOINT) to reach Secret Manager")
+        if self.data_keys and self.data_key_secret:
+            problems.append("DATA_KEYS and DATA_KEY_SECRET: set one source for the data key, not both")
+        if self.instance_connection_name and self.database_url:
+            problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
+        if self.instance_connection_name and not self.db_user:
+            problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
+        if self.environment == "production":
+            problems.extend(self._production_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _production_problems(self) -> list[str]:
+        problems = []
+        if self.auth_mode == "dev":
+            problems.append("AUTH_MODE: 'dev' is refused when ENVIRONMENT=production (use oidc)")
+        if not self.data_keys and not self.data_key_secret:
+            problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEYS)")
+        if not self.instance_connection_name and not (self.database_url or "").startswith("postgresql"):
+            problems.append("DATABASE_URL: production needs PostgreSQL (INSTANCE_CONNECTION_NAME or DATABASE_URL)")
+        if not self.public_base_url or not self.public_base_url.startswith("https://"):
+            problems.append("PUBLIC_BASE_URL: production needs the broker's public https origin")
+        if self.secret_manager_endpoint:
+            problems.append("SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused in production")
+        return problems
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def return_urls(self) -> list[str]:
+        return self.allowed_return_urls or ([] if self.is_production else [self.base_url + "/"])
+
+    def model_post_init(self, context: object, /) -> None:
+        self._clients.update(_read_clients(os.environ))
+
+    def provider_credentials(self, provider_id: str) -> ClientCredentials | None:
+        """The `<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET` pair captured when the settings were read."""
+        return self._clients.get(provider_env_prefix(provider_id))
+
+
+def _read_clients(environ: Mapping[str, str]) -> dict[str, ClientCredentials]:
+    clients = {}
+    for name, value in environ.items():
+        if not name.endswith("_CLIENT_ID") or not value.strip():
+            continue
+        prefix = name.removesuffix("_CLIENT_ID")
+        secret = environ.get(f"{prefix}_CLIENT_SECRET", "").strip() or None
+        if _is_placeholder(value) or (secret is not None and _is_placeholder(secret)):
+            raise ValueError(f"{prefix}_CLIENT_ID/{prefix}_CLIENT_SECRET: a placeholder value is set")
+        clients[prefix] = ClientCredentials(value.strip(), secret)
+    return clients
+
+
+def parse_data_keys(raw: str) -> dict[int, bytes]:
+    """`1:<base64>,2:<base64>` -> {1: key, 2: key}; every key must be 32 bytes (AES-256)."""
+    keys: dict[int, bytes] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        version, sep, encoded = item.partition(":")
+        if not sep or not version.isdigit() or int(version) < 1:
+            raise ValueError("expected comma-separated '<version>:<base64 key>' with versions ≥ 1")
+        if _is_placeholder(encoded):
+            raise ValueError(f"key version {version} is a placeholder")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key version {version} is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"key version {version} must decode to 32 bytes, found {len(key)}")
+        keys[int(version)] = key
+    if not keys:
+        raise ValueError("no key given")
+    return keys
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the environment; raise ConfigurationError naming each bad variable."""
+    try:
+        settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from None
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False):
+        name = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if name else message)
+    return "invalid settings: " + "; ".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,71 @@
+"""AES-256-GCM envelope for values kept in the database (access tokens, embedded-vault secrets).
+
+Each ciphertext is `nonce (12 bytes) || ciphertext || tag`. The associated data binds it to its purpose, the
+record it belongs to and the key version, so a ciphertext copied to another row, another purpose or relabelled
+with another key version fails to open instead of decrypting into the wrong place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.errors import ConfigurationError, SecretCorrupted
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+
+
+class KeyUnavailable(ConfigurationError):
+    code = "data_key_unavailable"
+
+
+def associated_data(purpose: str, record: str, key_version: int) -> bytes:
+    return f"broker/v1|{purpose}|{record}|key:{key_version}".encode()
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """Data keys by version; the highest version seals, every version opens (so keys can rotate)."""
+
+    keys: Mapping[int, bytes]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise KeyUnavailable("no data key configured")
+        for version, key in self.keys.items():
+            if version < 1 or len(key) != KEY_BYTES:
+                raise KeyUnavailable(f"data key version {version} must be a 32-byte AES-256 key")
+
+    def __repr__(self) -> str:
+        return f"Keyring(versions={sorted(self.keys)})"
+
+    @property
+    def current_version(self) -> int:
+        return max(self.keys)
+
+    def seal(self, plaintext: bytes, *, purpose: str, record: str) -> tuple[bytes, int]:
+        version = self.current_version
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = AESGCM(self.keys[version]).encrypt(nonce, plaintext, associated_data(purpose, record, version))
+        return nonce + sealed, version
+
+    def open(self, ciphertext: bytes, *, key_version: int, purpose: str, record: str) -> bytes:
+        key = self.keys.get(key_version)
+        if key is None:
+            raise KeyUnavailable(f"data key version {key_version} is not available to this instance")
+        if len(ciphertext) <= NONCE_BYTES:
+            raise SecretCorrupted(f"{purpose} ciphertext for {record} is truncated")
+        nonce, sealed = ciphertext[:NONCE_BYTES], ciphertext[NONCE_BYTES:]
+        try:
+            return AESGCM(key).decrypt(nonce, sealed, associated_data(purpose, record, key_version))
+        except InvalidTag:
+            raise SecretCorrupted(f"{purpose} ciphertext for {record} failed its integrity check") from None
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)

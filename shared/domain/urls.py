@@ -1,0 +1,33 @@
+"""URL rules shared by settings and the handshake: `http` is accepted for loopback hosts only."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> str | None:
+    """Return why `url` is unacceptable as a broker or return URL, or None when it is fine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute http(s) URL"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "http is accepted only for loopback hosts (127.0.0.1, ::1, localhost); use https"
+    if parts.username or parts.password:
+        return "must not carry credentials"
+    if parts.fragment:
+        return "must not carry a fragment"
+    return None

@@ -1,0 +1,76 @@
+"""Fixtures shared by every tier: databases (PostgreSQL and SQLite), keyrings, clocks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from shared.adapters import schema
+from shared.adapters.db import engine_for_url
+from shared.domain.clock import FixedClock
+from shared.domain.envelope import Keyring, new_data_key
+from tests.support.postgres import DatabaseFactory, Server, running_cluster
+
+TEMPLATE = "broker_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    with running_cluster() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_server: Server) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_server, TEMPLATE)
+    template = f"{factory.prefix}{TEMPLATE}"
+    factory.template = template
+    factory.drop(template)
+    conn = pg_server.admin()
+    conn.run(f'CREATE DATABASE "{template}"')
+    conn.close()
+    engine = engine_for_url(pg_server.url(template))
+    schema.upgrade(engine)
+    engine.dispose()
+    yield factory
+    factory.drop(template)
+
+
+@pytest.fixture
+def pg_url(pg_databases: DatabaseFactory) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test."""
+    name = pg_databases.create()
+    yield pg_databases.server.url(name)
+    pg_databases.drop(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    """A fresh, migrated SQLite database file for one test."""
+    url = f"sqlite:///{tmp_path}/broker.db"
+    engine = engine_for_url(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A migrated engine on each dialect: for code that is dialect sensitive."""
+    url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+    engine = engine_for_url(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring({1: new_data_key()})
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()

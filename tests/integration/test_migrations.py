@@ -1,0 +1,108 @@
+"""Alembic migrations on both dialects: up, down, up again, and the result matches the ORM tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, insert, inspect, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from shared.adapters import schema
+from shared.adapters.db import engine_for_url
+from shared.adapters.orm import Base, IntegrationRow
+from tests.support.postgres import DatabaseFactory
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def empty_engine(request, tmp_path):
+    if request.param == "postgresql":
+        factory: DatabaseFactory = request.getfixturevalue("pg_databases")
+        name = factory.create(template="template0")
+        engine = engine_for_url(factory.server.url(name))
+        yield engine
+        engine.dispose()
+        factory.drop(name)
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path}/m.db")
+        yield engine
+        engine.dispose()
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine)
+    assert schema.current_revision(empty_engine) == schema.head_revision()
+    assert _tables(empty_engine) == set(Base.metadata.tables)
+    schema.downgrade(empty_engine)
+    assert schema.current_revision(empty_engine) is None
+    assert _tables(empty_engine) == set()
+    schema.upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def _row(entity: str, subject: str | None, **extra: object) -> dict[str, object]:
+    now = datetime.now(UTC)
+    return {
+        "id": uuid.uuid4(),
+        "entity_id": entity,
+        "provider": "google",
+        "credential_type": "oauth2",
+        "status": "active",
+        "account_subject": subject,
+        "granted_scopes": ["openid"],
+        "config": {},
+        "created_at": now,
+        "updated_at": now,
+        **extra,
+    }
+
+
+def test_timestamps_round_trip_as_aware_utc(db_engine: Engine) -> None:
+    expires = datetime(2026, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    row = _row("e1", "sub-1", token_expires_at=expires)
+    with db_engine.begin() as conn:
+        conn.execute(insert(IntegrationRow), [row])
+    with db_engine.connect() as conn:
+        stored = conn.execute(select(IntegrationRow.token_expires_at)).scalar_one()
+    assert stored.tzinfo is not None
+    assert stored.utcoffset() == timedelta(0)
+    assert stored == expires
+
+
+def test_naive_datetimes_are_refused(db_engine: Engine) -> None:
+    with pytest.raises(Exception, match="naive datetime"), db_engine.begin() as conn:
+        conn.execute(insert(IntegrationRow), [_row("e1", "s", token_expires_at=datetime(2026, 1, 1))])
+
+
+def test_one_account_per_entity_and_provider_but_two_accounts_allowed(db_engine: Engine) -> None:
+    with db_engine.begin() as conn:
+        conn.execute(insert(IntegrationRow), [_row("e1", "alice"), _row("e1", "bob"), _row("e2", "alice")])
+    with pytest.raises(IntegrityError), db_engine.begin() as conn:
+        conn.execute(insert(IntegrationRow), [_row("e1", "alice")])
+
+
+def test_status_outside_the_enum_is_rejected(db_engine: Engine) -> None:
+    # pg8000 reports a CHECK violation (SQLSTATE 23514) as ProgrammingError, SQLite as IntegrityError.
+    with pytest.raises(DBAPIError, match="ck_entity_integrations_status|CHECK constraint failed"):
+        with db_engine.begin() as conn:
+            conn.execute(insert(IntegrationRow), [_row("e1", "x", status="exploded")])
+
+
+def test_expiring_scan_uses_its_index_on_postgres(pg_url: str) -> None:
+    engine = engine_for_url(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = conn.exec_driver_sql(
+            "EXPLAIN SELECT id FROM entity_integrations WHERE status = 'active' "
+            "AND token_expires_at IS NOT NULL AND token_expires_at < now() + interval '10 minutes'"
+        ).all()
+    engine.dispose()
+    assert "ix_entity_integrations_expiring" in "\n".join(r[0] for r in plan)
