@@ -30,23 +30,30 @@ def associated_data(purpose: str, record: str, key_version: int) -> bytes:
 
 @dataclass(frozen=True)
 class Keyring:
-    """Data keys by version; the highest version seals, every version opens (so keys can rotate)."""
+    """Data keys by version: `current` (default: the highest) seals, every version opens, so keys can rotate.
+
+    `keys` may be a lazy mapping that loads a version on first use (see adapters.keys).
+    """
 
     keys: Mapping[int, bytes]
+    current: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.keys:
-            raise KeyUnavailable("no data key configured")
+        if self.current is None:
+            if not self.keys:
+                raise KeyUnavailable("no data key configured")
+            object.__setattr__(self, "current", max(self.keys))
         for version, key in self.keys.items():
             if version < 1 or len(key) != KEY_BYTES:
                 raise KeyUnavailable(f"data key version {version} must be a 32-byte AES-256 key")
 
     def __repr__(self) -> str:
-        return f"Keyring(versions={sorted(self.keys)})"
+        return f"Keyring(current={self.current})"
 
     @property
     def current_version(self) -> int:
-        return max(self.keys)
+        assert self.current is not None
+        return self.current
 
     def seal(self, plaintext: bytes, *, purpose: str, record: str) -> tuple[bytes, int]:
         version = self.current_version
@@ -55,7 +62,10 @@ class Keyring:
         return nonce + sealed, version
 
     def open(self, ciphertext: bytes, *, key_version: int, purpose: str, record: str) -> bytes:
-        key = self.keys.get(key_version)
+        try:
+            key = self.keys[key_version]
+        except KeyError:
+            key = None
         if key is None:
             raise KeyUnavailable(f"data key version {key_version} is not available to this instance")
         if len(ciphertext) <= NONCE_BYTES:

@@ -1,0 +1,79 @@
+"""Flask routes in front of the demo authorization server (`/demo/oauth/*`)."""
+
+from __future__ import annotations
+
+import flask
+from markupsafe import escape
+
+from shared.local.demo_oauth import DemoAuthServer, DemoOAuthError
+
+AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge",
+                    "code_challenge_method")  # fmt: skip
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Demo provider: consent</title></head>
+<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto">
+<h1>Demo provider</h1><p>An application asks for access to your demo account{scope}.</p>
+<form method="post" action="/demo/oauth/authorize">{hidden}
+<label>Sign in as <input name="login" value="demo-user" pattern="[A-Za-z0-9._-]{{1,64}}" required></label>
+<p><button name="decision" value="approve">Approve</button> <button name="decision" value="deny">Deny</button></p>
+</form></body></html>"""
+
+
+def _oauth_error(error: DemoOAuthError) -> flask.Response:
+    response = flask.jsonify(error.body())
+    response.status_code = error.status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def demo_blueprint(server: DemoAuthServer) -> flask.Blueprint:
+    bp = flask.Blueprint("demo_oauth", __name__, url_prefix="/demo/oauth")
+
+    @bp.get("/authorize")
+    def authorize() -> flask.Response | str:
+        params = {k: flask.request.args[k] for k in AUTHORIZE_PARAMS if k in flask.request.args}
+        try:
+            server.check_authorization(params)
+        except DemoOAuthError as error:
+            return flask.Response(f"<h1>Bad authorization request</h1><p>{escape(error.description)}</p>", 400)
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{escape(v)}">' for k, v in params.items())
+        scope = f" (scopes: {escape(params['scope'])})" if params.get("scope") else ""
+        return PAGE.format(hidden=hidden, scope=scope)
+
+    @bp.post("/authorize")
+    def decide() -> flask.Response:
+        params = {k: flask.request.form[k] for k in AUTHORIZE_PARAMS if k in flask.request.form}
+        login = flask.request.form.get("login", "demo-user")
+        try:
+            if flask.request.form.get("decision") == "approve":
+                return flask.redirect(server.approve(params, login))
+            return flask.redirect(server.deny(params))
+        except DemoOAuthError as error:
+            return flask.Response(f"<h1>Bad authorization request</h1><p>{escape(error.description)}</p>", 400)
+
+    @bp.post("/token")
+    def token() -> flask.Response:
+        auth = flask.request.authorization
+        basic = (auth.username or "", auth.password or "") if auth and auth.type == "basic" else None
+        try:
+            response = flask.jsonify(server.token(flask.request.form.to_dict(), basic))
+        except DemoOAuthError as error:
+            return _oauth_error(error)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/userinfo")
+    def userinfo() -> flask.Response:
+        header = flask.request.headers.get("Authorization", "")
+        bearer = header[7:] if header.lower().startswith("bearer ") else None
+        try:
+            return flask.jsonify(server.userinfo(bearer))
+        except DemoOAuthError as error:
+            return _oauth_error(error)
+
+    @bp.post("/revoke")
+    def revoke() -> flask.Response:
+        server.revoke(flask.request.form.get("token", ""))
+        return flask.Response(status=200)
+
+    return bp

@@ -1,0 +1,65 @@
+"""One Flask app serving every function that exists at one address, for `make run` and tests."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from shared.bootstrap import Container
+from shared.errors import BrokerError
+from shared.http import error_response, json_response
+from shared.local.demo_oauth import DemoAuthServer
+from shared.local.demo_routes import demo_blueprint
+from shared.services.health import readiness
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    module: str  # functions.<name>: the deployed entry point, served here unchanged
+    target: str
+    methods: tuple[str, ...]
+
+
+# Each function's routes as the load balancer maps them in a deployment; entries arrive with the functions.
+ROUTES: tuple[Route, ...] = ()
+
+
+def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -> flask.Flask:
+    app = flask.Flask("broker-local")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+
+    @app.get("/health")
+    def health() -> flask.Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/ready")
+    def ready() -> flask.Response:
+        checks = readiness(container.engine, container.secret_store)
+        ok = all(value == "ok" for value in checks.values())
+        return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+
+    app.register_blueprint(demo_blueprint(DemoAuthServer(container.clock)))
+    for route in routes:
+        handler = getattr(importlib.import_module(route.module), route.target)
+        app.add_url_rule(route.rule, route.target, _view(handler), methods=list(route.methods))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> flask.Response:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        error = BrokerError(exc.description or code, code=code)
+        error.http_status = exc.code or 500
+        return error_response(error)
+
+    return app
+
+
+def _view(handler: Callable[[flask.Request], flask.Response]) -> Callable[..., flask.Response]:
+    def view(**_path: str) -> flask.Response:
+        return handler(flask.request)
+
+    return view

@@ -1,0 +1,1 @@
+"""Use cases: each receives the ports it needs and returns a value or raises a domain error."""

@@ -1,0 +1,123 @@
+"""Settings: typed, read once, failing fast with the variable's name."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from shared.config import load_settings, parse_data_keys, provider_env_prefix
+from shared.errors import ConfigurationError
+
+KEY = base64.b64encode(b"k" * 32).decode()
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "AUTH_MODE": "oidc",
+    "INSTANCE_CONNECTION_NAME": "p:r:i",
+    "DB_USER": "broker-sa@p.iam",
+    "PUBLIC_BASE_URL": "https://broker.example.com",
+    "DATA_KEY_SECRET": "projects/p/secrets/broker-data-key/versions/3",
+    "GCP_PROJECT": "p",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.endswith(("_CLIENT_ID", "_CLIENT_SECRET")) or name in PRODUCTION or name in {
+            "DATABASE_URL", "SECRET_BACKEND", "DATA_KEYS", "PORT", "ALLOWED_RETURN_URLS", "INTERNAL_API_KEYS",
+            "SECRET_PREFIX", "SECRET_MANAGER_ENDPOINT",
+        }:  # fmt: skip
+            monkeypatch.delenv(name)
+
+
+def setenv(monkeypatch, values):
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_embedded_defaults_need_nothing():
+    settings = load_settings()
+    assert settings.environment == "development"
+    assert settings.secret_backend == "database"
+    assert settings.port == 8080
+    assert settings.base_url == "http://127.0.0.1:8080"
+    assert settings.return_urls == ["http://127.0.0.1:8080/"]
+
+
+def test_a_complete_production_configuration_loads(monkeypatch):
+    setenv(monkeypatch, PRODUCTION)
+    settings = load_settings()
+    assert settings.is_production
+    assert settings.return_urls == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT: Input should be a valid integer"),
+        ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be 'development' or 'production'"),
+        ({"SECRET_BACKEND": "gcp"}, "GCP_PROJECT: required when SECRET_BACKEND=gcp"),
+        ({"DATABASE_URL": "postgresql://x/y"}, "DATABASE_URL: must start with postgresql+pg8000://"),
+        ({"SECRET_PREFIX": "1bad/prefix"}, "SECRET_PREFIX: must start with a letter"),
+        ({"PUBLIC_BASE_URL": "http://broker.example.com"}, "PUBLIC_BASE_URL: http is accepted only for loopback"),
+        ({"ALLOWED_RETURN_URLS": "https://ok.example/,http://evil.example/"}, "ALLOWED_RETURN_URLS: entry"),
+        ({"INTERNAL_API_KEYS": "changeme"}, "INTERNAL_API_KEYS: every key must be at least 24 characters"),
+        ({"DATA_KEYS": "1:changeme"}, "DATA_KEYS: key version 1 is a placeholder"),
+        ({"DATA_KEYS": "1:" + base64.b64encode(b"short").decode()}, "must decode to 32 bytes, found 5"),
+        ({"DATA_KEY_SECRET": "projects/p/secrets/k/versions/latest"}, "DATA_KEY_SECRET: must be projects/"),
+        ({"GOOGLE_CLIENT_ID": "<your client id>"}, "GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET: a placeholder"),
+        ({"DATABASE_URL": "sqlite:///x.db", "INSTANCE_CONNECTION_NAME": "p:r:i"}, "set one, not both"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_variable(monkeypatch, env, message):
+    setenv(monkeypatch, env)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"AUTH_MODE": "dev"}, "AUTH_MODE: 'dev' is refused when ENVIRONMENT=production"),
+        ({"DATA_KEY_SECRET": ""}, "DATA_KEY_SECRET: a data key is required in production"),
+        ({"INSTANCE_CONNECTION_NAME": "", "DATABASE_URL": "sqlite:///x.db"}, "production needs PostgreSQL"),
+        ({"PUBLIC_BASE_URL": "http://127.0.0.1:8080"}, "PUBLIC_BASE_URL: production needs"),
+        ({"SECRET_MANAGER_ENDPOINT": "127.0.0.1:9999"}, "SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused"),
+    ],
+)
+def test_production_contradictions_are_refused(monkeypatch, override, message):
+    setenv(monkeypatch, {**PRODUCTION, **override})
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings()
+
+
+def test_secret_values_never_appear_in_errors(monkeypatch):
+    secret = base64.b64encode(b"s" * 31).decode()
+    setenv(monkeypatch, {"DATA_KEYS": f"1:{secret}", "INTERNAL_API_KEYS": "short-but-secret"})
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert secret not in str(caught.value)
+    assert "short-but-secret" not in str(caught.value)
+
+
+def test_provider_client_credentials_use_the_upper_cased_id(monkeypatch):
+    setenv(monkeypatch, {"JIRA_CLOUD_CLIENT_ID": "cid", "JIRA_CLOUD_CLIENT_SECRET": "csecret"})
+    settings = load_settings()
+    creds = settings.provider_credentials("jira-cloud")
+    assert creds is not None
+    assert (creds.client_id, creds.client_secret) == ("cid", "csecret")
+    assert "csecret" not in repr(creds)
+    assert settings.provider_credentials("github") is None
+    assert provider_env_prefix("google-workspace") == "GOOGLE_WORKSPACE"
+
+
+def test_comma_lists_and_data_key_versions(monkeypatch):
+    other = base64.b64encode(b"o" * 32).decode()
+    setenv(monkeypatch, {"ALLOWED_RETURN_URLS": "https://app.example/a, http://localhost:3000/", "DATA_KEYS": f"1:{KEY},2:{other}"})
+    settings = load_settings()
+    assert settings.allowed_return_urls == ["https://app.example/a", "http://localhost:3000/"]
+    assert parse_data_keys(f"1:{KEY},2:{other}") == {1: b"k" * 32, 2: b"o" * 32}
