@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from shared.config import get_settings
 from shared.errors import ConfigurationError
 
 TRY_NEXT = """
@@ -43,7 +44,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from shared.local.demo_oauth import DEMO_CLIENT_ID
     from shared.local.server import create_local_app
 
-    _settings_for_local_run()
     app_container = container()
     settings = app_container.settings
     if settings.is_production:
@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8080")
     serve.set_defaults(run=cmd_serve)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "serve":
+            _settings_for_local_run()
+        logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
         return int(args.run(args))
     except ConfigurationError as exc:
         print(f"broker: {exc.message}", file=sys.stderr)

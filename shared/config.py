@@ -58,7 +58,6 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     environment: Literal["development", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "text"] = "auto"
 
     database_url: str | None = None
     instance_connection_name: str | None = None
@@ -229,7 +228,7 @@ def parse_data_keys(raw: str) -> dict[int, bytes]:
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the environment; raise ConfigurationError naming each bad variable."""
     try:
-        settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, **overrides)  # type: ignore[arg-type,call-arg]
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
     except ValueError as exc:

@@ -12,6 +12,7 @@ from shared.adapters import schema
 from shared.adapters.db import engine_for_url
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
+from tests.fakes.secret_manager_server import LocalSecretManager
 from tests.support.postgres import DatabaseFactory, Server, running_cluster
 
 TEMPLATE = "broker_template"
@@ -64,6 +65,13 @@ def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     engine = engine_for_url(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def secret_manager() -> Iterator[LocalSecretManager]:
+    """A local server speaking the Secret Manager API (gRPC and REST) for the whole session."""
+    with LocalSecretManager.start() as running:
+        yield running
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ def upgrade() -> None:
         ts("created_at", nullable=False),
         ts("updated_at", nullable=False),
         sa.CheckConstraint(
-            "credential_type IN ('oauth2', 'api_key', 'basic')", name=op.f("ck_entity_integrations_credential_type")
+            "credential_type IN ('oauth2', 'api_key', 'basic')",
+            name=op.f("ck_entity_integrations_credential_type"),
         ),
         sa.CheckConstraint(
             "status IN ('pending', 'active', 'inactive', 'expired', 'reauth_required', 'error', 'revoked')",

@@ -56,10 +56,10 @@ def _cloud_sql_engine(settings: Settings, connector_factory: ConnectorFactory | 
     else:
         connector = connector_factory()
 
+    instance = settings.instance_connection_name or ""
+
     def connect() -> Any:
-        return connector.connect(
-            settings.instance_connection_name, "pg8000", user=settings.db_user, db=settings.db_name
-        )
+        return connector.connect(instance, "pg8000", user=settings.db_user, db=settings.db_name)
 
     return create_engine(
         "postgresql+pg8000://",

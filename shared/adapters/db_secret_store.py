@@ -46,13 +46,9 @@ class DatabaseSecretStore:
         with self._engine.begin() as conn:
             latest = conn.execute(select(func.max(V.version)).where(V.secret_id == secret_id)).scalar()
             version = (latest or 0) + 1
-            sealed, key_version = self._keyring.seal(
-                payload, purpose=PURPOSE, record=f"{secret_id}/{version}"
-            )
+            sealed, key_version = self._keyring.seal(payload, purpose=PURPOSE, record=f"{secret_id}/{version}")
             row = {"ciphertext": sealed, "key_version": key_version, "labels": dict(labels)}
-            conn.execute(
-                insert(V).values(secret_id=secret_id, version=version, created_at=self._clock.now(), **row)
-            )
+            conn.execute(insert(V).values(secret_id=secret_id, version=version, created_at=self._clock.now(), **row))
         return version
 
     def read(self, secret_id: str, version: int) -> bytes:
@@ -69,9 +65,7 @@ class DatabaseSecretStore:
     def enabled_versions(self, secret_id: str) -> list[int]:
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(V.version)
-                .where(V.secret_id == secret_id, V.ciphertext.is_not(None))
-                .order_by(V.version)
+                select(V.version).where(V.secret_id == secret_id, V.ciphertext.is_not(None)).order_by(V.version)
             )
             return [int(v) for v in rows.scalars()]
 

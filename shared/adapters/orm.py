@@ -167,4 +167,3 @@ class VaultSecretVersionRow(Base):
     destroyed_at: Mapped[datetime | None]
 
     __table_args__ = (CheckConstraint("version >= 1", name="version"),)
-

@@ -20,7 +20,7 @@ from oauthlib.common import add_params_to_uri
 from shared.domain.ports import Clock
 
 DEMO_CLIENT_ID = "demo-client"
-DEMO_CLIENT_SECRET = "demo-local-client-secret"  # noqa: S105 - the offline demo's published client pair
+DEMO_CLIENT_SECRET = "demo-local-client-secret"
 
 
 class DemoOAuthError(Exception):
@@ -83,12 +83,12 @@ class DemoAuthServer:
             user,
             self.clock.now() + timedelta(minutes=1),
         )
-        return add_params_to_uri(params["redirect_uri"], [("code", code), ("state", params.get("state", ""))])
+        return str(add_params_to_uri(params["redirect_uri"], [("code", code), ("state", params.get("state", ""))]))
 
     def deny(self, params: dict[str, str]) -> str:
         self.check_authorization(params)
         reply = [("error", "access_denied"), ("error_description", "the user denied access")]
-        return add_params_to_uri(params["redirect_uri"], [*reply, ("state", params.get("state", ""))])
+        return str(add_params_to_uri(params["redirect_uri"], [*reply, ("state", params.get("state", ""))]))
 
     def token(self, form: dict[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
         client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import flask
 from markupsafe import escape
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from shared.local.demo_oauth import DemoAuthServer, DemoOAuthError
 
@@ -41,7 +42,7 @@ def demo_blueprint(server: DemoAuthServer) -> flask.Blueprint:
         return PAGE.format(hidden=hidden, scope=scope)
 
     @bp.post("/authorize")
-    def decide() -> flask.Response:
+    def decide() -> WerkzeugResponse:
         params = {k: flask.request.form[k] for k in AUTHORIZE_PARAMS if k in flask.request.form}
         login = flask.request.form.get("login", "demo-user")
         try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import os
 import hashlib
+import os
 import subprocess
 import sys
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +20,11 @@ CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest())
 
 
 def _env(tmp_path) -> dict[str, str]:
-    return {"LOCAL_DATA_DIR": str(tmp_path / "data"), "ENVIRONMENT": "development", "SECRET_BACKEND": "database"}
+    return {
+        "LOCAL_DATA_DIR": str(tmp_path / "data"),
+        "ENVIRONMENT": "development",
+        "SECRET_BACKEND": "database",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,12 @@ def test_demo_provider_flow_over_http(local):
     code = parse_qs(urlsplit(location).query)["code"][0]
     token = requests.post(
         f"{local}/demo/oauth/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": VERIFIER},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": VERIFIER,
+        },
         auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
         timeout=5,
     )
@@ -90,7 +99,12 @@ def test_demo_provider_flow_over_http(local):
 def test_serve_refuses_production(tmp_path):
     env = {**_env(tmp_path), "ENVIRONMENT": "production", "AUTH_MODE": "dev"}
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "shared.cli", "serve"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "AUTH_MODE: 'dev' is refused when ENVIRONMENT=production" in result.stderr

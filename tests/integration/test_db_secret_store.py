@@ -45,6 +45,7 @@ def test_payload_is_sealed_not_stored_in_clear(store: DatabaseSecretStore, db_en
     store.add_version("s1", b"refresh-token-value", {})
     with db_engine.connect() as conn:
         raw = conn.execute(select(VaultSecretVersionRow.ciphertext)).scalar_one()
+    assert raw is not None
     assert b"refresh-token-value" not in raw
 
 

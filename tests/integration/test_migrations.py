@@ -72,6 +72,7 @@ def test_timestamps_round_trip_as_aware_utc(db_engine: Engine) -> None:
         conn.execute(insert(IntegrationRow), [row])
     with db_engine.connect() as conn:
         stored = conn.execute(select(IntegrationRow.token_expires_at)).scalar_one()
+    assert stored is not None
     assert stored.tzinfo is not None
     assert stored.utcoffset() == timedelta(0)
     assert stored == expires
@@ -91,9 +92,11 @@ def test_one_account_per_entity_and_provider_but_two_accounts_allowed(db_engine:
 
 def test_status_outside_the_enum_is_rejected(db_engine: Engine) -> None:
     # pg8000 reports a CHECK violation (SQLSTATE 23514) as ProgrammingError, SQLite as IntegrityError.
-    with pytest.raises(DBAPIError, match="ck_entity_integrations_status|CHECK constraint failed"):
-        with db_engine.begin() as conn:
-            conn.execute(insert(IntegrationRow), [_row("e1", "x", status="exploded")])
+    with (
+        pytest.raises(DBAPIError, match=r"ck_entity_integrations_status|CHECK constraint failed"),
+        db_engine.begin() as conn,
+    ):
+        conn.execute(insert(IntegrationRow), [_row("e1", "x", status="exploded")])
 
 
 def test_expiring_scan_uses_its_index_on_postgres(pg_url: str) -> None:

@@ -62,7 +62,10 @@ def test_a_complete_production_configuration_loads(monkeypatch):
         ({"SECRET_BACKEND": "gcp"}, "GCP_PROJECT: required when SECRET_BACKEND=gcp"),
         ({"DATABASE_URL": "postgresql://x/y"}, "DATABASE_URL: must start with postgresql+pg8000://"),
         ({"SECRET_PREFIX": "1bad/prefix"}, "SECRET_PREFIX: must start with a letter"),
-        ({"PUBLIC_BASE_URL": "http://broker.example.com"}, "PUBLIC_BASE_URL: http is accepted only for loopback"),
+        (
+            {"PUBLIC_BASE_URL": "http://broker.example.com"},
+            "PUBLIC_BASE_URL: http is accepted only for loopback",
+        ),
         ({"ALLOWED_RETURN_URLS": "https://ok.example/,http://evil.example/"}, "ALLOWED_RETURN_URLS: entry"),
         ({"INTERNAL_API_KEYS": "changeme"}, "INTERNAL_API_KEYS: every key must be at least 24 characters"),
         ({"DATA_KEYS": "1:changeme"}, "DATA_KEYS: key version 1 is a placeholder"),
@@ -86,7 +89,10 @@ def test_bad_values_fail_fast_naming_the_variable(monkeypatch, env, message):
         ({"DATA_KEY_SECRET": ""}, "DATA_KEY_SECRET: a data key is required in production"),
         ({"INSTANCE_CONNECTION_NAME": "", "DATABASE_URL": "sqlite:///x.db"}, "production needs PostgreSQL"),
         ({"PUBLIC_BASE_URL": "http://127.0.0.1:8080"}, "PUBLIC_BASE_URL: production needs"),
-        ({"SECRET_MANAGER_ENDPOINT": "127.0.0.1:9999"}, "SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused"),
+        (
+            {"SECRET_MANAGER_ENDPOINT": "127.0.0.1:9999"},
+            "SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused",
+        ),
     ],
 )
 def test_production_contradictions_are_refused(monkeypatch, override, message):
@@ -117,7 +123,13 @@ def test_provider_client_credentials_use_the_upper_cased_id(monkeypatch):
 
 def test_comma_lists_and_data_key_versions(monkeypatch):
     other = base64.b64encode(b"o" * 32).decode()
-    setenv(monkeypatch, {"ALLOWED_RETURN_URLS": "https://app.example/a, http://localhost:3000/", "DATA_KEYS": f"1:{KEY},2:{other}"})
+    setenv(
+        monkeypatch,
+        {
+            "ALLOWED_RETURN_URLS": "https://app.example/a, http://localhost:3000/",
+            "DATA_KEYS": f"1:{KEY},2:{other}",
+        },
+    )
     settings = load_settings()
     assert settings.allowed_return_urls == ["https://app.example/a", "http://localhost:3000/"]
     assert parse_data_keys(f"1:{KEY},2:{other}") == {1: b"k" * 32, 2: b"o" * 32}

@@ -1,0 +1,169 @@
+"""SecretStore on Google Cloud Secret Manager: one secret per integration, reads pinned to a version number.
+
+Errors are compared by their canonical status name rather than by exception class: over gRPC api_core raises
+`FailedPrecondition`, but over REST it picks the class from the HTTP code alone (`BadRequest` for a 400 whose
+status is FAILED_PRECONDITION, `Forbidden` for PERMISSION_DENIED), so the class alone cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import google_crc32c
+import grpc  # grpc ships no type stubs
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager_v1 as sm
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcTransport,
+)
+
+from shared.errors import DependencyUnavailable, SecretCorrupted, SecretNotFound
+
+DEFAULT_TIMEOUT = 10.0
+_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_LIMIT = 63
+
+
+def sanitise_label_value(value: str) -> str:
+    """Map any string onto Secret Manager's label alphabet (`[a-z0-9_-]`, ≤ 63), deterministically.
+
+    Lowercases and replaces every other character with `_`. When that changed anything, or the result is too
+    long, the value is cut to 54 characters and suffixed with `-` and 8 hex digits of its SHA-256, so two
+    different inputs never collide on the same label (`Acme.io` and `acme_io` stay distinct).
+    """
+    cleaned = re.sub(r"[^a-z0-9_-]", "_", value.lower())
+    if cleaned == value and len(cleaned) <= _LABEL_LIMIT:
+        return cleaned
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{cleaned[: _LABEL_LIMIT - 9]}-{digest}"
+
+
+def _labels(labels: Mapping[str, str]) -> dict[str, str]:
+    for key in labels:  # keys are chosen by our code, so a bad one is a bug rather than data to clean
+        if not _LABEL_KEY_RE.match(key):
+            raise ValueError(f"label key {key!r} must match {_LABEL_KEY_RE.pattern}")
+    return {key: sanitise_label_value(value) for key, value in labels.items()}
+
+
+def _status(exc: gexc.GoogleAPICallError) -> str:
+    """The canonical status name (NOT_FOUND, FAILED_PRECONDITION, ...) whichever transport raised it."""
+    if exc.grpc_status_code is not None:
+        return str(exc.grpc_status_code.name)
+    response: Any = exc.response
+    try:
+        return str(response.json()["error"]["status"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ""
+
+
+def _crc32c(data: bytes) -> int:
+    return int(google_crc32c.value(data))
+
+
+class GcpSecretManagerStore:
+    """SecretStore on Secret Manager; every call carries `timeout` seconds, api_core's default retries apply."""
+
+    def __init__(
+        self, project: str, client: sm.SecretManagerServiceClient, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self._project = project
+        self._client = client
+        self._timeout = timeout
+
+    @staticmethod
+    def build_client(endpoint: str | None = None) -> sm.SecretManagerServiceClient:
+        """The real client: Google's default credentials, or anonymous ones for a local `endpoint`.
+
+        `http(s)://host:port` speaks REST to it; `host:port` speaks gRPC over a plaintext channel.
+        """
+        if endpoint is None:
+            return sm.SecretManagerServiceClient()
+        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        if endpoint.startswith(("http://", "https://")):
+            return sm.SecretManagerServiceClient(
+                credentials=credentials, transport="rest", client_options=ClientOptions(api_endpoint=endpoint)
+            )
+        transport = SecretManagerServiceGrpcTransport(credentials=credentials, channel=grpc.insecure_channel(endpoint))
+        return sm.SecretManagerServiceClient(transport=transport)
+
+    def _secret(self, secret_id: str) -> str:
+        return f"projects/{self._project}/secrets/{secret_id}"
+
+    def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
+        parent = self._secret(secret_id)
+        request = {"parent": parent, "payload": {"data": payload, "data_crc32c": _crc32c(payload)}}
+        try:
+            version = self._client.add_secret_version(request=request, timeout=self._timeout)
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) != "NOT_FOUND":
+                raise
+            self._create(secret_id, labels)
+            version = self._client.add_secret_version(request=request, timeout=self._timeout)
+        return int(version.name.rsplit("/", 1)[1])
+
+    def _create(self, secret_id: str, labels: Mapping[str, str]) -> None:
+        secret = {"replication": {"automatic": {}}, "labels": _labels(labels)}
+        try:
+            self._client.create_secret(
+                request={"parent": f"projects/{self._project}", "secret_id": secret_id, "secret": secret},
+                timeout=self._timeout,
+            )
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) != "ALREADY_EXISTS":  # a concurrent writer created it first: fine
+                raise
+
+    def read(self, secret_id: str, version: int) -> bytes:
+        name = f"{self._secret(secret_id)}/versions/{version}"
+        try:
+            response = self._client.access_secret_version(name=name, timeout=self._timeout)
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) in ("NOT_FOUND", "FAILED_PRECONDITION"):
+                raise SecretNotFound(
+                    f"secret {secret_id!r} version {version} is missing, disabled or destroyed"
+                ) from None
+            raise
+        data = bytes(response.payload.data)
+        if "data_crc32c" not in response.payload or response.payload.data_crc32c != _crc32c(data):
+            raise SecretCorrupted(f"secret {secret_id!r} version {version} failed its CRC32C check")
+        return data
+
+    def enabled_versions(self, secret_id: str) -> list[int]:
+        try:
+            pager = self._client.list_secret_versions(
+                request={"parent": self._secret(secret_id), "filter": "state:ENABLED"}, timeout=self._timeout
+            )
+            return sorted(int(v.name.rsplit("/", 1)[1]) for v in pager)
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) == "NOT_FOUND":
+                return []
+            raise
+
+    def destroy_version(self, secret_id: str, version: int) -> None:
+        name = f"{self._secret(secret_id)}/versions/{version}"
+        try:
+            self._client.destroy_secret_version(name=name, timeout=self._timeout)
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) not in ("NOT_FOUND", "FAILED_PRECONDITION"):  # already gone is the goal
+                raise
+
+    def delete(self, secret_id: str) -> None:
+        try:
+            self._client.delete_secret(name=self._secret(secret_id), timeout=self._timeout)
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) != "NOT_FOUND":
+                raise
+
+    def check(self) -> None:
+        try:  # one page of one secret: the cheapest call that proves reachability and credentials
+            self._client.list_secrets(
+                request={"parent": f"projects/{self._project}", "page_size": 1}, timeout=self._timeout
+            )
+        except (gexc.GoogleAPIError, requests.RequestException) as exc:
+            # The REST transport lets requests' connection errors through unwrapped.
+            raise DependencyUnavailable(f"secret manager unreachable: {type(exc).__name__}") from None

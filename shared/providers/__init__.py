@@ -1,0 +1,1 @@
+"""The provider catalog: data (catalog.yaml), its schema, and the loader."""

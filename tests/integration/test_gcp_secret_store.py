@@ -1,0 +1,181 @@
+"""GcpSecretManagerStore through the real client library against the local Secret Manager (gRPC and REST)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from uuid import uuid4
+
+import grpc
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import secretmanager_v1 as sm
+
+from shared.adapters.gcp_secret_store import GcpSecretManagerStore, sanitise_label_value
+from shared.domain.models import secret_id_for
+from shared.errors import DependencyUnavailable, SecretCorrupted, SecretNotFound
+from tests.fakes.secret_manager_server import LocalSecretManager
+
+PROJECT = "test-project"
+
+
+@pytest.fixture
+def server(secret_manager: LocalSecretManager) -> LocalSecretManager:
+    return secret_manager
+
+
+@pytest.fixture(scope="module", params=["grpc", "rest"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def client(secret_manager: LocalSecretManager, transport: str) -> Iterator[sm.SecretManagerServiceClient]:
+    endpoint = secret_manager.grpc_endpoint if transport == "grpc" else secret_manager.rest_endpoint
+    with GcpSecretManagerStore.build_client(endpoint) as built:
+        yield built
+
+
+@pytest.fixture
+def store(client: sm.SecretManagerServiceClient, server: LocalSecretManager) -> Iterator[GcpSecretManagerStore]:
+    yield GcpSecretManagerStore(PROJECT, client)
+    server.clear_failures()  # a failed test must not leave an injected error for the next one
+
+
+@pytest.fixture
+def secret_id() -> str:
+    return secret_id_for("broker-int", uuid4())
+
+
+def _name(secret_id: str, version: int | str | None = None) -> str:
+    name = f"projects/{PROJECT}/secrets/{secret_id}"
+    return name if version is None else f"{name}/versions/{version}"
+
+
+def test_versions_round_trip_and_superseded_ones_are_destroyed(
+    store: GcpSecretManagerStore, server: LocalSecretManager, secret_id: str
+) -> None:
+    assert store.enabled_versions(secret_id) == []
+    assert store.add_version(secret_id, b'{"refresh_token": "one"}', {"provider": "google"}) == 1
+    assert store.read(secret_id, 1) == b'{"refresh_token": "one"}'
+    assert store.add_version(secret_id, b'{"refresh_token": "two"}', {"provider": "google"}) == 2
+    assert store.read(secret_id, 1) == b'{"refresh_token": "one"}', "reads are by number, not latest"
+    assert store.read(secret_id, 2) == b'{"refresh_token": "two"}'
+    assert store.enabled_versions(secret_id) == [1, 2]
+
+    store.destroy_version(secret_id, 1)
+    store.destroy_version(secret_id, 1)  # already destroyed: fine
+    store.destroy_version(secret_id, 99)  # never existed: fine
+    assert store.enabled_versions(secret_id) == [2]
+    with pytest.raises(SecretNotFound, match=rf"{secret_id}.*version 1"):
+        store.read(secret_id, 1)
+
+    store.delete(secret_id)
+    store.delete(secret_id)  # idempotent
+    assert store.enabled_versions(secret_id) == []
+    assert server.calls["CreateSecret"] >= 1
+
+
+def test_the_fake_serves_latest_and_refuses_a_wrong_checksum(
+    store: GcpSecretManagerStore, client: sm.SecretManagerServiceClient, secret_id: str
+) -> None:
+    store.add_version(secret_id, b"one", {})
+    store.add_version(secret_id, b"two", {})
+    assert client.access_secret_version(name=_name(secret_id, "latest")).payload.data == b"two"
+    with pytest.raises(gexc.BadRequest, match="Checksum mismatch"):
+        client.add_secret_version(parent=_name(secret_id), payload=sm.SecretPayload(data=b"three", data_crc32c=1))
+
+
+def test_labels_are_sanitised_onto_the_secret(
+    store: GcpSecretManagerStore, client: sm.SecretManagerServiceClient, secret_id: str
+) -> None:
+    labels = {"provider": "Google.Workspace", "tenant": "x" * 80, "plain": "acme_io-1"}
+    store.add_version(secret_id, b"payload", labels)
+
+    stored = dict(client.get_secret(name=_name(secret_id)).labels)
+    assert stored == {key: sanitise_label_value(value) for key, value in labels.items()}
+    assert re.fullmatch(r"google_workspace-[0-9a-f]{8}", stored["provider"])
+    assert len(stored["tenant"]) == 63
+    assert stored["plain"] == "acme_io-1", "a valid value is kept as it is"
+    assert sanitise_label_value("Acme.io") != sanitise_label_value("acme_io"), "cleaning must not collide"
+
+
+def test_a_bad_label_key_is_refused_before_any_call(store: GcpSecretManagerStore, secret_id: str) -> None:
+    store.add_version(secret_id, b"one", {})
+    with pytest.raises(ValueError, match="label key"):
+        store.add_version(f"{secret_id}-new", b"one", {"Provider": "google"})
+
+
+def test_unknown_secret_or_version_is_secret_not_found(store: GcpSecretManagerStore, secret_id: str) -> None:
+    with pytest.raises(SecretNotFound, match=rf"{secret_id}.*version 1\b"):
+        store.read(secret_id, 1)
+    store.add_version(secret_id, b"one", {})
+    with pytest.raises(SecretNotFound, match="version 2"):
+        store.read(secret_id, 2)
+
+
+def test_a_concurrently_created_secret_is_reused(
+    store: GcpSecretManagerStore,
+    server: LocalSecretManager,
+    client: sm.SecretManagerServiceClient,
+    secret_id: str,
+) -> None:
+    client.create_secret(
+        request={
+            "parent": f"projects/{PROJECT}",
+            "secret_id": secret_id,
+            "secret": {"replication": {"automatic": {}}},
+        }
+    )
+    server.fail_next("AddSecretVersion", grpc.StatusCode.NOT_FOUND)  # as if we looked before the other writer
+    assert store.add_version(secret_id, b"mine", {}) == 1
+    assert store.read(secret_id, 1) == b"mine"
+
+
+def test_a_payload_that_fails_its_checksum_is_corrupted(
+    store: GcpSecretManagerStore, server: LocalSecretManager, secret_id: str
+) -> None:
+    store.add_version(secret_id, b"refresh-token-value", {})
+    server.tamper(_name(secret_id, 1), b"refresh-token-valuf")
+    with pytest.raises(SecretCorrupted, match="CRC32C") as caught:
+        store.read(secret_id, 1)
+    assert "refresh-token" not in str(caught.value)
+
+
+def test_permission_denied_is_raised_as_itself(
+    store: GcpSecretManagerStore, server: LocalSecretManager, transport: str, secret_id: str
+) -> None:
+    store.add_version(secret_id, b"one", {})
+    server.fail_next("AccessSecretVersion", grpc.StatusCode.PERMISSION_DENIED, "caller lacks accessor")
+    # Over REST api_core picks the class by HTTP code alone: 403 is Forbidden, PermissionDenied's parent.
+    expected = gexc.PermissionDenied if transport == "grpc" else gexc.Forbidden
+    with pytest.raises(expected, match="caller lacks accessor"):
+        store.read(secret_id, 1)
+
+    creates = server.calls["CreateSecret"]
+    server.fail_next("AddSecretVersion", grpc.StatusCode.PERMISSION_DENIED)
+    with pytest.raises(gexc.Forbidden):
+        store.add_version(secret_id, b"two", {})
+    assert server.calls["CreateSecret"] == creates, "only NOT_FOUND leads to creating the secret"
+
+
+def test_check_passes_on_a_running_server(store: GcpSecretManagerStore, server: LocalSecretManager) -> None:
+    before = server.calls["ListSecrets"]
+    store.check()
+    assert server.calls["ListSecrets"] == before + 1
+
+
+def test_check_reports_an_unavailable_service(store: GcpSecretManagerStore, server: LocalSecretManager) -> None:
+    server.fail_next("ListSecrets", grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(DependencyUnavailable, match="secret manager unreachable: ServiceUnavailable"):
+        store.check()
+
+
+def test_check_on_a_stopped_server_is_dependency_unavailable(transport: str) -> None:
+    stopped = LocalSecretManager.start()
+    stopped.stop()
+    endpoint = stopped.grpc_endpoint if transport == "grpc" else stopped.rest_endpoint
+    with GcpSecretManagerStore.build_client(endpoint) as client:
+        store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
+        with pytest.raises(DependencyUnavailable, match="secret manager unreachable: "):
+            store.check()
