@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             _settings_for_local_run()
         logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         return int(args.run(args))
     except ConfigurationError as exc:
         print(f"broker: {exc.message}", file=sys.stderr)

@@ -112,3 +112,15 @@ class DependencyUnavailable(BrokerError):
 
     code = "dependency_unavailable"
     http_status = 503
+
+
+class ProviderError(BrokerError):
+    """The provider refused or failed a request. `transient` says whether trying again later can help."""
+
+    code = "provider_error"
+    http_status = 502
+
+    def __init__(self, message: str, *, oauth_error: str, transient: bool, retry_after: float | None = None):
+        super().__init__(message, details={"retry_after": retry_after} if retry_after is not None else None)
+        self.oauth_error = oauth_error
+        self.transient = transient
