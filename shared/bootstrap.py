@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from shared.config import Settings, get_settings
 from shared.domain.clock import SystemClock
 from shared.domain.envelope import Keyring
-from shared.domain.ports import Clock, SecretStore
+from shared.domain.ports import (
+    AuditLog,
+    Authenticator,
+    Clock,
+    IntegrationRepository,
+    OAuthStateRepository,
+    ProviderDirectory,
+    SecretStore,
+)
 from shared.providers.catalog import Catalog, load_catalog
+
+if TYPE_CHECKING:
+    from shared.adapters.http_oauth import HttpTokenEndpoint
+    from shared.services.connect import ConnectFlow
 
 
 class Container:
@@ -56,6 +68,52 @@ class Container:
         from shared.adapters.keys import load_keyring
 
         return load_keyring(self.settings, self.gcp_store)
+
+    @cached_property
+    def integrations(self) -> IntegrationRepository:
+        from shared.adapters.sql_repositories import SqlIntegrationRepository
+
+        return SqlIntegrationRepository(self.engine, self.clock)
+
+    @cached_property
+    def states(self) -> OAuthStateRepository:
+        from shared.adapters.sql_repositories import SqlOAuthStateRepository
+
+        return SqlOAuthStateRepository(self.engine)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        from shared.adapters.sql_repositories import SqlAuditLog
+
+        return SqlAuditLog(self.engine, self.clock)
+
+    @cached_property
+    def token_endpoint(self) -> HttpTokenEndpoint:
+        from shared.adapters.http_oauth import HttpTokenEndpoint
+
+        return HttpTokenEndpoint(timeout=self.settings.provider_timeout)
+
+    @cached_property
+    def directory(self) -> ProviderDirectory:
+        from shared.adapters.oidc import OidcProviders
+
+        return OidcProviders(self.token_endpoint, timeout=self.settings.provider_timeout)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        from shared.adapters.caller_auth import DevHeaderAuthenticator
+
+        return DevHeaderAuthenticator()
+
+    @cached_property
+    def connect_flow(self) -> ConnectFlow:
+        from shared.services.connect import ConnectFlow
+
+        return ConnectFlow(
+            settings=self.settings, catalog=self.catalog, states=self.states, integrations=self.integrations,
+            secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
+            directory=self.directory, audit=self.audit,
+        )  # fmt: skip
 
     @cached_property
     def secret_store(self) -> SecretStore:

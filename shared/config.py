@@ -11,13 +11,14 @@ import binascii
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.domain.models import ClientCredentials
 from shared.domain.urls import check_url
 from shared.errors import ConfigurationError
 
@@ -26,15 +27,6 @@ SECRET_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 DATA_KEY_SECRET_RE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*$")
 
 CommaList = Annotated[list[str], NoDecode]
-
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    client_id: str
-    client_secret: str | None
-
-    def __repr__(self) -> str:  # never print the secret
-        return f"ClientCredentials(client_id={self.client_id!r}, client_secret=***)"
 
 
 def provider_env_prefix(provider_id: str) -> str:
@@ -77,12 +69,16 @@ class Settings(BaseSettings):
     providers_file: str | None = None
     public_base_url: str | None = None
     allowed_return_urls: CommaList = []
+    allowed_origins: CommaList = []
+    oauth_state_ttl: int = Field(600, ge=60, le=3600)
+    oauth_browser_binding: bool = True
+    provider_timeout: float = Field(10.0, gt=0, le=60)
     auth_mode: Literal["dev", "oidc"] = "dev"
     internal_api_keys: Annotated[list[SecretStr], NoDecode] = []
 
     _clients: dict[str, ClientCredentials] = PrivateAttr(default_factory=dict)
 
-    _split_lists = field_validator("allowed_return_urls", "internal_api_keys", mode="before")(_split)
+    _split_lists = field_validator("allowed_return_urls", "allowed_origins", "internal_api_keys", mode="before")(_split)
 
     @field_validator("secret_prefix")
     @classmethod
@@ -123,6 +119,15 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(f"entry {value!r} {problem}")
         return values
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            problem = check_url(value)
+            if problem or urlsplit(value).path not in ("", "/"):
+                raise ValueError(f"entry {value!r} must be an origin (scheme://host[:port]); {problem or 'no path'}")
+        return [value.rstrip("/") for value in values]
 
     @field_validator("internal_api_keys")
     @classmethod

@@ -9,15 +9,26 @@ import json
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 import flask
+import pydantic
+from werkzeug.wrappers import Response as BaseResponse
 
-from shared.errors import BrokerError
+from shared.errors import (
+    BadRequest,
+    BrokerError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 log = logging.getLogger("broker.http")
 
-Handler = Callable[[flask.Request], flask.Response]
+Handler = Callable[[flask.Request], BaseResponse]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -40,7 +51,7 @@ def handle_errors(handler: Handler) -> Handler:
     """Wrap an entry point: domain errors become their response; anything else a plain 500 with no trace."""
 
     @wraps(handler)
-    def wrapper(request: flask.Request) -> flask.Response:
+    def wrapper(request: flask.Request) -> BaseResponse:
         try:
             return handler(request)
         except BrokerError as error:
@@ -52,3 +63,50 @@ def handle_errors(handler: Handler) -> Handler:
             return error_response(BrokerError("the broker failed to handle this request"))
 
     return wrapper
+
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def parse_json(request: flask.Request, model: type[M]) -> M:
+    """The body as `model` (pydantic, unknown fields forbidden), or a 4xx that says what was wrong."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("expected Content-Type: application/json")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except pydantic.ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest("the body is not valid JSON", code="malformed_json") from None
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise ValidationFailed(problems[:1000]) from None
+
+
+def require_method(request: flask.Request, *methods: str) -> None:
+    if request.method not in methods:
+        raise MethodNotAllowed(f"expected {' or '.join(methods)}, got {request.method}")
+
+
+def cors(request: flask.Request, response: flask.Response, allowed_origins: list[str]) -> flask.Response:
+    """Credentialed CORS for listed origins only; other origins get no CORS headers at all."""
+    origin = request.headers.get("Origin")
+    response.vary.add("Origin")
+    if origin and origin in allowed_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+    return response
+
+
+def preflight(request: flask.Request, allowed_origins: list[str], methods: str) -> flask.Response:
+    response = flask.Response(status=204)
+    if request.headers.get("Origin") in allowed_origins:
+        response.headers["Access-Control-Allow-Methods"] = methods
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Entity-Id"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return cors(request, response, allowed_origins)

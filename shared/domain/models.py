@@ -9,6 +9,15 @@ from typing import Any
 from uuid import UUID
 
 
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str | None
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"ClientCredentials(client_id={self.client_id!r}, client_secret=***)"
+
+
 class CredentialType(StrEnum):
     OAUTH2 = "oauth2"
     API_KEY = "api_key"
@@ -59,3 +68,43 @@ class Integration:
 def secret_id_for(prefix: str, integration_id: UUID) -> str:
     """The one naming rule for an integration's master secret (Secret Manager ids: [A-Za-z0-9_-], ≤ 255)."""
     return f"{prefix}-{integration_id}"
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who the connected third-party account is, as the provider says."""
+
+    subject: str | None
+    email: str | None = None
+    login: str | None = None
+
+
+@dataclass
+class OAuthState:
+    """A single-use handshake row. Only digests of the state and the browser binding are kept."""
+
+    id: UUID
+    state_hash: str
+    entity_id: str
+    provider: str
+    created_at: datetime
+    expires_at: datetime
+    return_to: str
+    requested_scopes: list[str] = field(default_factory=list)
+    integration_id: UUID | None = None
+    code_verifier_ciphertext: bytes | None = None
+    key_version: int | None = None
+    browser_binding_hash: str | None = None
+    label: str | None = None
+    consumed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    actor: str
+    action: str
+    outcome: str
+    entity_id: str | None = None
+    integration_id: UUID | None = None
+    provider: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

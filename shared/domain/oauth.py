@@ -21,7 +21,7 @@ from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 
-from shared.config import ClientCredentials
+from shared.domain.models import ClientCredentials
 from shared.errors import ProviderError
 from shared.providers.catalog import Provider
 
@@ -126,7 +126,10 @@ def parse_token_reply(
     """Turn a token endpoint's answer into a TokenSet, or raise ProviderError saying whether it is transient."""
     if status == 429 or status >= 500:
         raise ProviderError(
-            f"token endpoint answered HTTP {status}", oauth_error=f"http_{status}", transient=True, retry_after=retry_after
+            f"token endpoint answered HTTP {status}",
+            oauth_error=f"http_{status}",
+            transient=True,
+            retry_after=retry_after,
         )
     try:
         params = dict(parse_token_response(body))

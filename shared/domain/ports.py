@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+from uuid import UUID
+
+from shared.domain.models import AuditEvent, Integration, OAuthState
+from shared.domain.oauth import TokenRequest, TokenSet
+from shared.providers.catalog import Provider
 
 
 class SecretStore(Protocol):
@@ -43,3 +48,58 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         ...
+
+
+class IntegrationRepository(Protocol):
+    """entity_integrations rows. Reads scoped by entity return None for another entity's integration."""
+
+    def get(self, integration_id: UUID, entity_id: str | None = None) -> Integration | None: ...
+
+    def find_account(self, entity_id: str, provider: str, subject: str) -> Integration | None: ...
+
+    def add(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> None:
+        """Insert the row and its audit events in one transaction; Conflict when the account is already there."""
+        ...
+
+    def replace_credentials(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> Integration:
+        """Overwrite credentials and identity, bumping the fencing counter, so in-flight refreshes of the old
+        credentials cannot write afterwards; returns the stored row. NotFound when the row is gone."""
+        ...
+
+
+class OAuthStateRepository(Protocol):
+    def add(self, state: OAuthState) -> None: ...
+
+    def consume(self, state_hash: str, binding_hash: str | None, now: datetime) -> OAuthState | None:
+        """Atomically mark a live, unused state (bound to this browser) consumed and return it; else None."""
+        ...
+
+    def why_refused(self, state_hash: str, binding_hash: str | None, now: datetime) -> str:
+        """After a failed consume: `unknown`, `used`, `expired` or `foreign_browser`."""
+        ...
+
+
+class AuditLog(Protocol):
+    def record(self, event: AuditEvent) -> None: ...
+
+
+class TokenEndpoint(Protocol):
+    """A provider's token and userinfo endpoints (HttpTokenEndpoint)."""
+
+    def exchange(self, request: TokenRequest, provider: Provider, now: datetime) -> TokenSet: ...
+
+    def userinfo(self, provider: Provider, access_token: str) -> dict[str, Any]: ...
+
+
+class ProviderDirectory(Protocol):
+    """Discovery and ID-token verification for providers (OidcProviders)."""
+
+    def resolve(self, provider: Provider) -> Provider: ...
+
+    def verify_id_token(self, provider: Provider, id_token: str, client_id: str) -> dict[str, Any]: ...
+
+
+class Authenticator(Protocol):
+    """Who calls a browser-facing function; Unauthenticated (401) when the caller cannot be established."""
+
+    def entity_id(self, request: Any) -> str: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -31,3 +31,32 @@ def check_url(url: str) -> str | None:
     if parts.fragment:
         return "must not carry a fragment"
     return None
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def allowed_return_url(candidate: str, allowlist: list[str]) -> bool:
+    """Same scheme, host and port as an allowlist entry, and a path under the entry's path.
+
+    An entry ending in `/` admits every path below it; otherwise the path must match exactly. Query strings
+    on the candidate are allowed (the broker appends its own parameters).
+    """
+    if len(candidate) > 2048 or check_url(candidate) is not None:
+        return False
+    try:
+        parts = urlsplit(candidate)
+        origin = _origin(parts)
+    except ValueError:
+        return False
+    for entry in allowlist:
+        allowed = urlsplit(entry)
+        if origin != _origin(allowed):
+            continue
+        base = allowed.path or "/"
+        path = parts.path or "/"
+        if (base.endswith("/") and path.startswith(base)) or path == base:
+            return True
+    return False

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 import flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wrappers import Response as BaseResponse
 
 from shared.bootstrap import Container
 from shared.errors import BrokerError
-from shared.http import error_response, json_response
+from shared.http import Handler, error_response, json_response
 from shared.local.demo_oauth import DemoAuthServer
 from shared.local.demo_routes import demo_blueprint
 from shared.services.health import readiness
@@ -26,7 +28,10 @@ class Route:
 
 
 # Each function's routes as the load balancer maps them in a deployment; entries arrive with the functions.
-ROUTES: tuple[Route, ...] = ()
+ROUTES: tuple[Route, ...] = (
+    Route("/oauth/start", "functions.oauth_start", "oauth_start", ("POST", "OPTIONS")),
+    Route("/oauth/callback", "functions.oauth_callback", "oauth_callback", ("GET",)),
+)
 
 
 def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -> flask.Flask:
@@ -58,8 +63,16 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
     return app
 
 
-def _view(handler: Callable[[flask.Request], flask.Response]) -> Callable[..., flask.Response]:
-    def view(**_path: str) -> flask.Response:
+def _view(handler: Handler) -> Callable[..., BaseResponse]:
+    def view(**_path: str) -> BaseResponse:
         return handler(flask.request)
 
     return view
+
+
+class PathOnlyRequestHandler(WSGIRequestHandler):
+    """Access log lines without query strings: the callback's query carries the authorization code and state."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s %s', self.command, path, code, size)

@@ -1,0 +1,34 @@
+"""GET /oauth/callback: the provider sends the browser back here; finish the flow and redirect to the app."""
+
+import flask
+import functions_framework
+from markupsafe import escape
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from shared.bootstrap import container
+from shared.domain.oauth import digest
+from shared.http import handle_errors, require_method
+from shared.services.connect import StateRefused, binding_cookie_name
+
+PAGE = "<!doctype html><title>Connection failed</title><h1>Connection failed</h1><p>{}</p>"
+
+
+@functions_framework.http
+@handle_errors
+def oauth_callback(request: flask.Request) -> WerkzeugResponse:
+    require_method(request, "GET")
+    params = {
+        key: request.args.get(key, "") for key in ("state", "code", "error", "error_description") if key in request.args
+    }
+    try:
+        location = container().connect_flow.complete(params, dict(request.cookies))
+    except StateRefused as refused:
+        page = flask.Response(PAGE.format(escape(refused.message)), 400, mimetype="text/html")
+        page.headers["X-Error-Code"] = refused.code
+        return page
+    response = flask.redirect(location, 302)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the callback URL carries the code
+    if "state" in params:
+        response.delete_cookie(binding_cookie_name(digest(params["state"])), path="/oauth/callback")
+    return response

@@ -1,0 +1,100 @@
+"""OIDC for providers: discovery fills a catalog entry's missing endpoints; ID tokens are verified (PyJWT)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any
+
+import jwt
+
+from shared.adapters.http_oauth import HttpTokenEndpoint
+from shared.domain.urls import check_url
+from shared.errors import ProviderError
+from shared.providers.catalog import Provider
+
+DISCOVERED = {
+    "authorization_url": "authorization_endpoint",
+    "token_url": "token_endpoint",
+    "revocation_url": "revocation_endpoint",
+    "userinfo_url": "userinfo_endpoint",
+    "jwks_uri": "jwks_uri",
+}
+ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
+
+
+class OidcProviders:
+    """Per-instance caches of discovery documents and JWKS clients, keyed by issuer / JWKS URL."""
+
+    def __init__(self, http: HttpTokenEndpoint, timeout: float = 10.0) -> None:
+        self._http = http
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._jwks: dict[str, jwt.PyJWKClient] = {}
+
+    def resolve(self, provider: Provider) -> Provider:
+        """The entry with endpoints it leaves out taken from its issuer's discovery document."""
+        missing = [name for name in DISCOVERED if getattr(provider, name) is None]
+        if provider.issuer is None or not missing:
+            return provider
+        document = self._discovery(provider.issuer)
+        found = {
+            name: document[DISCOVERED[name]] for name in missing if isinstance(document.get(DISCOVERED[name]), str)
+        }
+        for name, url in found.items():
+            if check_url(url) is not None:
+                raise ProviderError(
+                    f"discovery gave an unacceptable {name}", oauth_error="discovery_failed", transient=False
+                )
+        return replace(provider, **found)
+
+    def _discovery(self, issuer: str) -> dict[str, Any]:
+        with self._lock:
+            cached = self._documents.get(issuer)
+        if cached is not None:
+            return cached
+        document = self._http.get_json(issuer.rstrip("/") + "/.well-known/openid-configuration", "OIDC discovery")
+        if document.get("issuer") != issuer:
+            raise ProviderError(
+                "discovery document names another issuer", oauth_error="discovery_failed", transient=False
+            )
+        with self._lock:
+            self._documents[issuer] = document
+        return document
+
+    def verify_id_token(self, provider: Provider, id_token: str, client_id: str) -> dict[str, Any]:
+        """Signature against the issuer's keys, `iss`, `aud`, `exp`; ProviderError when it does not hold."""
+        resolved = self.resolve(provider)
+        if resolved.jwks_uri is None:
+            raise ProviderError("no JWKS to verify the ID token with", oauth_error="invalid_id_token", transient=False)
+        try:
+            key = self._jwks_client(resolved.jwks_uri).get_signing_key_from_jwt(id_token)
+            claims: dict[str, Any] = jwt.decode(
+                id_token,
+                key.key,
+                algorithms=ALGORITHMS,
+                audience=client_id,
+                issuer=provider.issuer,
+                leeway=60,
+                options={"require": ["exp", "iat", "sub"], "verify_iss": provider.issuer is not None},
+            )
+        except jwt.PyJWKClientConnectionError:
+            raise ProviderError(
+                "the provider's JWKS is unreachable", oauth_error="jwks_unavailable", transient=True
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise ProviderError(
+                f"the ID token failed verification: {type(exc).__name__}",
+                oauth_error="invalid_id_token",
+                transient=False,
+            ) from None
+        return claims
+
+    def _jwks_client(self, url: str) -> jwt.PyJWKClient:
+        with self._lock:
+            client = self._jwks.get(url)
+            if client is None:
+                client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=int(max(1, self._timeout)))
+                self._jwks[url] = client
+        return client

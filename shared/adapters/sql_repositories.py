@@ -1,0 +1,145 @@
+"""SQL repositories for integrations, handshake states and audit events (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared.adapters.orm import AuditEventRow, IntegrationRow, OAuthStateRow
+from shared.domain.models import AuditEvent, CredentialType, Integration, OAuthState, Status
+from shared.domain.ports import Clock
+from shared.errors import Conflict, NotFound
+
+INTEGRATION_FIELDS = tuple(f.name for f in dataclasses.fields(Integration))
+STATE_FIELDS = tuple(f.name for f in dataclasses.fields(OAuthState))
+# What a reconnect replaces; everything else (id, entity, created_at, label unless given, config) stays.
+CREDENTIAL_FIELDS = (
+    "status", "account_subject", "account_email", "account_login", "granted_scopes", "secret_ref", "secret_version",
+    "token_expires_at", "access_token_ciphertext", "access_token_key_version", "last_refreshed_at",
+    "last_refresh_error", "consecutive_failures", "next_attempt_after", "lease_owner", "lease_until", "label",
+)  # fmt: skip
+
+
+def to_integration(row: Any) -> Integration:
+    values = {name: getattr(row, name) for name in INTEGRATION_FIELDS}
+    values["status"] = Status(values["status"])
+    values["credential_type"] = CredentialType(values["credential_type"])
+    return Integration(**values)
+
+
+def _integration_values(integration: Integration) -> dict[str, Any]:
+    values = {name: getattr(integration, name) for name in INTEGRATION_FIELDS}
+    values["status"] = integration.status.value
+    values["credential_type"] = integration.credential_type.value
+    return values
+
+
+def _write_events(conn: Connection, events: Sequence[AuditEvent], now: datetime) -> None:
+    if events:
+        conn.execute(insert(AuditEventRow), [{**dataclasses.asdict(e), "occurred_at": now} for e in events])
+
+
+class SqlIntegrationRepository:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def get(self, integration_id: UUID, entity_id: str | None = None) -> Integration | None:
+        query = select(IntegrationRow).where(IntegrationRow.id == integration_id)
+        if entity_id is not None:
+            query = query.where(IntegrationRow.entity_id == entity_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        return to_integration(row) if row else None
+
+    def find_account(self, entity_id: str, provider: str, subject: str) -> Integration | None:
+        query = select(IntegrationRow).where(
+            IntegrationRow.entity_id == entity_id,
+            IntegrationRow.provider == provider,
+            IntegrationRow.account_subject == subject,
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        return to_integration(row) if row else None
+
+    def add(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(IntegrationRow).values(**_integration_values(integration)))
+                _write_events(conn, events, self._clock.now())
+        except IntegrityError:
+            raise Conflict("this account is already connected", code="already_connected") from None
+
+    def replace_credentials(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> Integration:
+        now = self._clock.now()
+        values = {name: getattr(integration, name) for name in CREDENTIAL_FIELDS}
+        values["status"] = integration.status.value
+        statement = (
+            update(IntegrationRow)
+            .where(IntegrationRow.id == integration.id, IntegrationRow.entity_id == integration.entity_id)
+            .values(**values, updated_at=now, credential_version=IntegrationRow.credential_version + 1)
+            .returning(IntegrationRow)
+        )
+        with self._engine.begin() as conn:
+            row = conn.execute(statement).one_or_none()
+            if row is None:
+                raise NotFound("integration not found", code="integration_not_found")
+            _write_events(conn, events, now)
+        return to_integration(row)
+
+
+class SqlOAuthStateRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, state: OAuthState) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(insert(OAuthStateRow).values(**dataclasses.asdict(state)))
+
+    def consume(self, state_hash: str, binding_hash: str | None, now: datetime) -> OAuthState | None:
+        statement = (
+            update(OAuthStateRow)
+            .where(
+                OAuthStateRow.state_hash == state_hash,
+                OAuthStateRow.consumed_at.is_(None),
+                OAuthStateRow.expires_at > now,
+            )
+            .values(consumed_at=now)
+            .returning(OAuthStateRow)
+        )
+        if binding_hash is not None:
+            statement = statement.where(
+                (OAuthStateRow.browser_binding_hash == binding_hash) | OAuthStateRow.browser_binding_hash.is_(None)
+            )
+        else:
+            statement = statement.where(OAuthStateRow.browser_binding_hash.is_(None))
+        with self._engine.begin() as conn:
+            row = conn.execute(statement).one_or_none()
+        return OAuthState(**{name: getattr(row, name) for name in STATE_FIELDS}) if row else None
+
+    def why_refused(self, state_hash: str, binding_hash: str | None, now: datetime) -> str:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(OAuthStateRow).where(OAuthStateRow.state_hash == state_hash)).one_or_none()
+        if row is None:
+            return "unknown"
+        if row.consumed_at is not None:
+            return "used"
+        if row.expires_at <= now:
+            return "expired"
+        return "foreign_browser"
+
+
+class SqlAuditLog:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def record(self, event: AuditEvent) -> None:
+        with self._engine.begin() as conn:
+            _write_events(conn, [event], self._clock.now())

@@ -1,0 +1,231 @@
+"""The connect flow: start (authorization URL, single-use state) and complete (the provider's redirect back)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+from oauthlib.common import add_params_to_uri
+
+from shared.config import Settings
+from shared.domain import oauth
+from shared.domain.envelope import Keyring
+from shared.domain.models import AuditEvent, ClientCredentials, CredentialType, OAuthState
+from shared.domain.ports import (
+    AuditLog,
+    Clock,
+    IntegrationRepository,
+    OAuthStateRepository,
+    ProviderDirectory,
+    SecretStore,
+    TokenEndpoint,
+)
+from shared.domain.urls import allowed_return_url
+from shared.errors import BadRequest, BrokerError, NotFound, ProviderError, ProviderNotConfigured, ValidationFailed
+from shared.providers.catalog import Catalog, Provider
+from shared.services.credentials import store_connection
+from shared.services.identity import read_account
+
+log = logging.getLogger("broker.connect")
+
+PKCE_PURPOSE = "pkce_verifier"
+CALLBACK_PATH = "/oauth/callback"
+SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,200}$")  # RFC 6749 scope-token characters
+PROVIDER_TEXT_RE = re.compile(r"[^\x20-\x7e]")
+
+
+def binding_cookie_name(state_hash: str) -> str:
+    """One cookie per flow, so two flows started in two tabs do not overwrite each other's binding."""
+    return f"broker_oauth_{state_hash[:16]}"
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    provider: str
+    scopes: list[str] = field(default_factory=list)
+    return_to: str | None = None
+    label: str | None = None
+    integration_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    authorization_url: str
+    expires_at: datetime
+    cookie_name: str
+    binding: str | None = field(repr=False)
+
+
+class StateRefused(BrokerError):
+    """The callback's state is unknown, used, expired or from another browser: a plain 400, no redirect."""
+
+    code = "invalid_state"
+    http_status = 400
+
+
+@dataclass
+class ConnectFlow:
+    settings: Settings
+    catalog: Catalog
+    states: OAuthStateRepository
+    integrations: IntegrationRepository
+    secrets: SecretStore
+    keyring: Keyring
+    clock: Clock
+    token_endpoint: TokenEndpoint
+    directory: ProviderDirectory
+    audit: AuditLog
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.settings.base_url + CALLBACK_PATH
+
+    def oauth_provider(self, provider_id: str) -> tuple[Provider, ClientCredentials]:
+        provider = self.catalog.get(provider_id).with_base_url(self.settings.base_url)
+        if provider.auth_mode != "oauth2":
+            raise BadRequest(
+                f"provider {provider.id!r} uses static credentials: create it with POST /integrations",
+                code="not_an_oauth_provider",
+            )
+        client = self.settings.provider_credentials(provider.id)
+        if client is None:
+            raise ProviderNotConfigured(f"provider {provider.id!r} is not configured on this deployment")
+        return provider, client
+
+    def start(self, entity_id: str, request: StartRequest) -> Started:
+        provider, client = self.oauth_provider(request.provider)
+        for scope in request.scopes:
+            if not SCOPE_RE.match(scope):
+                raise ValidationFailed(
+                    "each scope must be 1-200 visible characters without spaces", code="invalid_scope"
+                )
+        return_to = request.return_to or next(iter(self.settings.return_urls), None)
+        if return_to is None or not allowed_return_url(return_to, self.settings.return_urls):
+            raise BadRequest("return_to is not in ALLOWED_RETURN_URLS", code="return_url_not_allowed")
+        if request.integration_id is not None:
+            existing = self.integrations.get(request.integration_id, entity_id)
+            if existing is None or existing.provider != provider.id:
+                raise NotFound("integration not found", code="integration_not_found")
+        scopes = list(dict.fromkeys([*provider.scopes, *request.scopes]))
+        provider = self.directory.resolve(provider)
+        state = oauth.new_secret_token()
+        state_hash = oauth.digest(state)
+        verifier, challenge = oauth.pkce_pair() if provider.pkce else (None, None)
+        binding = oauth.new_secret_token() if self.settings.oauth_browser_binding else None
+        now = self.clock.now()
+        record = OAuthState(
+            id=uuid4(),
+            state_hash=state_hash,
+            entity_id=entity_id,
+            provider=provider.id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.settings.oauth_state_ttl),
+            return_to=return_to,
+            requested_scopes=scopes,
+            integration_id=request.integration_id,
+            browser_binding_hash=oauth.digest(binding) if binding else None,
+            label=request.label,
+        )
+        if verifier is not None:
+            sealed, key_version = self.keyring.seal(verifier.encode(), purpose=PKCE_PURPOSE, record=str(record.id))
+            record.code_verifier_ciphertext, record.key_version = sealed, key_version
+        self.states.add(record)
+        url = oauth.authorization_url(
+            provider, client_id=client.client_id, redirect_uri=self.redirect_uri, scopes=scopes, state=state,
+            code_challenge=challenge,
+        )  # fmt: skip
+        return Started(url, record.expires_at, binding_cookie_name(state_hash), binding)
+
+    def complete(self, params: dict[str, str], cookies: dict[str, str]) -> str:
+        """Finish the flow; return where to send the browser. StateRefused when the state does not hold."""
+        now = self.clock.now()
+        state = params.get("state", "")
+        if not state or len(state) > 512:
+            raise StateRefused("this sign-in link is not valid: start again from the application")
+        state_hash = oauth.digest(state)
+        binding = cookies.get(binding_cookie_name(state_hash))
+        binding_hash = oauth.digest(binding) if binding else None
+        record = self.states.consume(state_hash, binding_hash, now)
+        if record is None:
+            reason = self.states.why_refused(state_hash, binding_hash, now)
+            self.audit.record(_event("oauth.callback", "refused", None, None, {"reason": reason}))
+            raise StateRefused(REFUSALS.get(reason, REFUSALS["unknown"]), code=f"state_{reason}")
+        try:
+            return self._finish(record, params)
+        except BrokerError as error:
+            log.warning("connect flow failed for provider %s: %s", record.provider, error.code)
+            self.audit.record(_event("oauth.connect", "failure", record, None, {"error": error.code}))
+            return _back(record.return_to, error=_redirect_error(error), error_description=_describe(error))
+
+    def _finish(self, record: OAuthState, params: dict[str, str]) -> str:
+        if "error" in params:
+            error = PROVIDER_TEXT_RE.sub("", params["error"])[:64] or "access_denied"
+            description = PROVIDER_TEXT_RE.sub("", params.get("error_description", ""))[:200]
+            self.audit.record(_event("oauth.connect", "denied", record, None, {"error": error}))
+            return _back(record.return_to, error=error, error_description=description or "the provider refused")
+        code = params.get("code", "")
+        if not code or len(code) > 4096:
+            raise BadRequest("the provider sent no authorization code", code="missing_code")
+        provider, client = self.oauth_provider(record.provider)
+        provider = self.directory.resolve(provider)
+        verifier = None
+        if record.code_verifier_ciphertext is not None and record.key_version is not None:
+            verifier = self.keyring.open(
+                record.code_verifier_ciphertext,
+                key_version=record.key_version,
+                purpose=PKCE_PURPOSE,
+                record=str(record.id),
+            ).decode()
+        request = oauth.token_request(provider, client, oauth.code_grant(code, self.redirect_uri, verifier))
+        tokens = self.token_endpoint.exchange(request, provider, self.clock.now())
+        account = read_account(provider, tokens, client.client_id, self.directory, self.token_endpoint)
+        integration = store_connection(
+            record=record, provider=provider, tokens=tokens, account=account, credential_type=CredentialType.OAUTH2,
+            integrations=self.integrations, secrets=self.secrets, keyring=self.keyring, clock=self.clock,
+            secret_prefix=self.settings.secret_prefix,
+        )  # fmt: skip
+        refreshable = "true" if integration.secret_ref else "false"
+        return _back(record.return_to, integration_id=str(integration.id), status="connected", refreshable=refreshable)
+
+
+REFUSALS = {
+    "unknown": "this sign-in link is not valid: start again from the application",
+    "used": "this sign-in link was already used: start again from the application",
+    "expired": "this sign-in link has expired: start again from the application",
+    "foreign_browser": "this sign-in was started in another browser: start again from the application",
+}
+
+
+def _back(return_to: str, **params: str) -> str:
+    return str(add_params_to_uri(return_to, list(params.items())))
+
+
+def _redirect_error(error: BrokerError) -> str:
+    if isinstance(error, ProviderError):
+        return "temporarily_unavailable" if error.transient else "provider_error"
+    return error.code if error.http_status < 500 else "server_error"
+
+
+def _describe(error: BrokerError) -> str:
+    if isinstance(error, ProviderError):
+        return f"the provider could not complete the connection ({error.oauth_error})"
+    if error.http_status >= 500:
+        return "the connection could not be saved; nothing was stored, please try again"
+    return error.message[:200]
+
+
+def _event(
+    action: str, outcome: str, record: OAuthState | None, integration_id: UUID | None, detail: dict[str, object]
+) -> AuditEvent:
+    return AuditEvent(
+        actor=f"entity:{record.entity_id}" if record else "anonymous",
+        action=action,
+        outcome=outcome,
+        entity_id=record.entity_id if record else None,
+        integration_id=integration_id or (record.integration_id if record else None),
+        provider=record.provider if record else None,
+        detail=detail,
+    )

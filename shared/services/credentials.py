@@ -1,0 +1,128 @@
+"""Storing a connection's credentials: master secret first, then the row; undo the secret if the row fails."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from shared.domain.envelope import Keyring
+from shared.domain.models import (
+    Account,
+    AuditEvent,
+    CredentialType,
+    Integration,
+    OAuthState,
+    Status,
+    secret_id_for,
+)
+from shared.domain.oauth import TokenSet
+from shared.domain.ports import Clock, IntegrationRepository, SecretStore
+from shared.errors import BrokerError, Conflict, NotFound
+from shared.providers.catalog import Provider
+
+log = logging.getLogger("broker.credentials")
+ACCESS_TOKEN_PURPOSE = "access_token"
+
+
+def master_secret_payload(refresh_token: str) -> bytes:
+    return json.dumps({"refresh_token": refresh_token}).encode()
+
+
+def destroy_superseded(secrets: SecretStore, secret_ref: str, keep: int) -> None:
+    """Destroy every version below `keep`. Best effort: a failure leaves them for the next write to clean."""
+    try:
+        for version in secrets.enabled_versions(secret_ref):
+            if version < keep:
+                secrets.destroy_version(secret_ref, version)
+    except Exception:  # noqa: BLE001 - cleanup must not fail a write that has already landed
+        log.warning("could not destroy superseded versions of %s; the next write retries", secret_ref)
+
+
+def store_connection(
+    *,
+    record: OAuthState,
+    provider: Provider,
+    tokens: TokenSet,
+    account: Account,
+    credential_type: CredentialType,
+    integrations: IntegrationRepository,
+    secrets: SecretStore,
+    keyring: Keyring,
+    clock: Clock,
+    secret_prefix: str,
+) -> Integration:
+    """Create or update the integration for this account. Nothing is left half-written on failure."""
+    existing = None
+    if record.integration_id is not None:
+        existing = integrations.get(record.integration_id, record.entity_id)
+        if existing is None:
+            raise NotFound("the integration to reconnect no longer exists", code="integration_not_found")
+        if existing.account_subject and account.subject and existing.account_subject != account.subject:
+            raise Conflict("a different account was authorised than the one being reconnected", code="account_mismatch")
+    elif account.subject is not None:
+        existing = integrations.find_account(record.entity_id, provider.id, account.subject)
+
+    now = clock.now()
+    integration = existing or Integration(
+        id=record.id, entity_id=record.entity_id, provider=provider.id, credential_type=credential_type,
+        status=Status.ACTIVE, created_at=now, updated_at=now,
+    )  # fmt: skip
+    secret_ref = secret_id_for(secret_prefix, integration.id)
+    new_version = None
+    if tokens.refresh_token:
+        labels = {"entity": record.entity_id, "provider": provider.id}
+        new_version = secrets.add_version(secret_ref, master_secret_payload(tokens.refresh_token), labels)
+    sealed, key_version = keyring.seal(
+        tokens.access_token.encode(), purpose=ACCESS_TOKEN_PURPOSE, record=str(integration.id)
+    )
+
+    integration.status = Status.ACTIVE
+    integration.account_subject = account.subject or integration.account_subject
+    integration.account_email = account.email or integration.account_email
+    integration.account_login = account.login or integration.account_login
+    integration.granted_scopes = tokens.scopes or list(record.requested_scopes)
+    if new_version is not None:
+        integration.secret_ref, integration.secret_version = secret_ref, new_version
+    integration.token_expires_at = tokens.expires_at
+    integration.access_token_ciphertext, integration.access_token_key_version = sealed, key_version
+    integration.last_refreshed_at = now
+    integration.last_refresh_error, integration.consecutive_failures, integration.next_attempt_after = None, 0, None
+    integration.lease_owner = integration.lease_until = None
+    integration.label = record.label or integration.label
+
+    action = "oauth.reconnect" if existing else "oauth.connect"
+    detail = {"scopes": integration.granted_scopes, "refreshable": integration.secret_ref is not None}
+    events = [
+        AuditEvent(
+            f"entity:{record.entity_id}", action, "success", record.entity_id, integration.id, provider.id, detail
+        )
+    ]
+    try:
+        stored = _write_row(integrations, integration, existing is not None, events)
+    except BaseException:
+        if new_version is not None:
+            _undo_secret(secrets, secret_ref, new_version, whole_secret=existing is None or existing.secret_ref is None)
+        raise
+    if new_version is not None:
+        destroy_superseded(secrets, secret_ref, new_version)
+    return stored
+
+
+def _write_row(
+    integrations: IntegrationRepository, integration: Integration, exists: bool, events: Sequence[AuditEvent]
+) -> Integration:
+    if exists:
+        return integrations.replace_credentials(integration, events)
+    integrations.add(integration, events)
+    return integration
+
+
+def _undo_secret(secrets: SecretStore, secret_ref: str, version: int, *, whole_secret: bool) -> None:
+    try:
+        if whole_secret:
+            secrets.delete(secret_ref)
+        else:
+            secrets.destroy_version(secret_ref, version)
+    except (BrokerError, Exception):  # noqa: BLE001 - the original failure is what the caller must see
+        log.error("could not remove secret %s after a failed write; it holds no row and can be deleted", secret_ref)

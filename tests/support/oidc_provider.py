@@ -1,0 +1,241 @@
+"""A real, strict OAuth 2.0 / OIDC server (npm `oidc-provider`, see tests/oauth_server/server.mjs) for the tests.
+
+    with running_oidc_provider([{"client_id": "c", "client_secret": "s", "redirect_uris": [CALLBACK]}]) as op:
+        url = op.follow_to_callback(authorization_url, CALLBACK)  # ...?code=...&state=...&iss=...
+        op.fail_token("500")  # the next token request answers 500
+        op.stats()["token"]["authorization_code"]  # {"success": 1, "errors": {}}
+
+The server runs on 127.0.0.1 with issuer `http://127.0.0.1:<port>`; its endpoints are the usual oidc-provider
+ones (`/auth`, `/token`, `/token/revocation`, `/token/introspection`, `/me`, `/jwks`, discovery). It needs Node.js
+(>= 20) and `tests/oauth_server/node_modules` (`make node-deps`, which `make test` runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urljoin
+
+import requests
+
+from tests.support.postgres import free_port
+
+SERVER_DIR = Path(__file__).resolve().parent.parent / "oauth_server"
+SERVER_SCRIPT = SERVER_DIR / "server.mjs"
+MIN_NODE_MAJOR = 20
+START_TIMEOUT = 30.0
+_REDIRECTS = {301, 302, 303, 307, 308}
+_SETUP_HINT = "run `make test` (or `make node-deps`) to install it"
+
+
+class OidcProviderUnavailable(RuntimeError):
+    """Node.js or the server's npm dependencies are missing."""
+
+
+def require_node() -> str:
+    """The `node` executable, or a clear error when it or the server's node_modules are missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise OidcProviderUnavailable(
+            f"`node` (Node.js >= {MIN_NODE_MAJOR}) not found on PATH; the OAuth test server needs it: {_SETUP_HINT}"
+        )
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    match = re.match(r"v(\d+)\.", version)
+    if not match or int(match.group(1)) < MIN_NODE_MAJOR:
+        raise OidcProviderUnavailable(
+            f"Node.js >= {MIN_NODE_MAJOR} is needed for the OAuth test server (oidc-provider 9), found {version!r}"
+        )
+    if not (SERVER_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
+        raise OidcProviderUnavailable(f"{SERVER_DIR / 'node_modules'} is missing or incomplete: {_SETUP_HINT}")
+    return node
+
+
+class OidcProvider:
+    """A running server: its issuer, the control API and a browser-like driver of the authorization flow."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+        self._http = requests.Session()
+
+    @property
+    def authorization_endpoint(self) -> str:
+        return f"{self.issuer}/auth"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/token"
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return f"{self.issuer}/token/revocation"
+
+    @property
+    def introspection_endpoint(self) -> str:
+        return f"{self.issuer}/token/introspection"
+
+    @property
+    def userinfo_endpoint(self) -> str:
+        return f"{self.issuer}/me"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.issuer}/jwks"
+
+    def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, f"{self.issuer}/_control/{path}", json=body, timeout=10)
+        if response.status_code != 200:
+            raise RuntimeError(f"control API {method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts since the last reset: `token[grant_type] = {"success": n, "errors": {code: n}}`, `token_requests`,
+        `revocation` / `introspection` / `userinfo` (success, errors; revocation also `revoked` by token kind),
+        `authorization` (redirects to the client: success, errors), `grants_revoked`, `injected` (by mode)."""
+        result: dict[str, Any] = self._control("GET", "stats")
+        return result
+
+    def reset_stats(self) -> None:
+        self._control("POST", "reset-stats")
+
+    def reset(self) -> None:
+        """Stats, account (back to `alice`), pending token failures and denials: all back to the start."""
+        self._control("POST", "reset")
+
+    def next_account(self, name: str) -> None:
+        """Logins from now on are as `name` (sub = name, email = name@example.test)."""
+        self._control("POST", "next-account", {"account": name})
+
+    def fail_token(self, mode: str, count: int = 1, delay_ms: int = 0, *, after_processing: bool = False) -> None:
+        """The next `count` token endpoint requests: `"500"` (server_error JSON), `"invalid_grant"` (400), or
+        `"timeout"`: wait `delay_ms` then answer normally; with `after_processing` the request is processed first
+        (codes and refresh tokens consumed, tokens issued) and only the answer is late. `"none"` clears."""
+        body = {"mode": mode, "count": count, "delay_ms": delay_ms, "after_processing": after_processing}
+        self._control("POST", "token-failure", body)
+
+    def deny_next(self, count: int = 1) -> None:
+        """The next `count` authorizations end at the redirect URI with `error=access_denied`."""
+        self._control("POST", "deny-next", {"count": count})
+
+    def follow_to_callback(
+        self, authorization_url: str, redirect_uri_prefix: str, session: requests.Session | None = None
+    ) -> str:
+        """Play the browser: GET `authorization_url` and follow the redirects (interaction pages, the resume
+        endpoint) with a cookie jar until one points at `redirect_uri_prefix`; return that URL, not requested.
+
+        A fresh cookie jar is used unless `session` is given. The server logs in (the control API's account) and
+        consents on every authorization, so reusing a session changes nothing but the cookies sent."""
+        if session is None:
+            with requests.Session() as fresh:
+                return self._follow(authorization_url, redirect_uri_prefix, fresh)
+        return self._follow(authorization_url, redirect_uri_prefix, session)
+
+    def _follow(self, url: str, prefix: str, session: requests.Session) -> str:
+        for _ in range(20):
+            if not url.startswith(self.issuer + "/"):
+                raise AssertionError(f"redirected away from the provider before reaching {prefix}: {url}")
+            response = session.get(url, allow_redirects=False, timeout=10)
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECTS or not location:
+                raise AssertionError(
+                    f"expected a redirect from {url}, got {response.status_code}: {response.text[:1000]}"
+                )
+            url = urljoin(url, location)
+            if url.startswith(prefix):
+                return url
+        raise AssertionError(f"too many redirects without reaching {prefix}; last: {url}")
+
+
+def _drain(stream: IO[str], ready: threading.Event, seen: list[str]) -> None:
+    for line in stream:
+        seen.append(line)
+        if line.startswith("READY "):
+            ready.set()
+    ready.set()  # EOF: the process is gone; the waiter checks which
+
+
+@contextmanager
+def running_oidc_provider(
+    clients: list[dict[str, Any]],
+    access_token_ttl: int = 3600,
+    *,
+    refresh_token_ttl: int | None = None,
+    extra_scopes: Sequence[str] = ("api:read", "api:write"),
+) -> Iterator[OidcProvider]:
+    """Start the server on a free port of 127.0.0.1 with these clients; stop it on exit."""
+    node = require_node()
+    env = {
+        **os.environ,
+        "OIDC_CLIENTS": json.dumps(clients),
+        "ACCESS_TOKEN_TTL": str(access_token_ttl),
+        "EXTRA_SCOPES": " ".join(extra_scopes),
+        "EXIT_ON_STDIN_CLOSE": "1",  # no server outlives a killed test run
+        "NO_COLOR": "1",
+    }
+    if refresh_token_ttl is not None:
+        env["REFRESH_TOKEN_TTL"] = str(refresh_token_ttl)
+    for attempt in range(3):  # the free port can be taken between picking and binding it
+        port = free_port()
+        with _server_process(node, {**env, "PORT": str(port)}) as (started, stderr):
+            if started:
+                yield OidcProvider(f"http://127.0.0.1:{port}")
+                return
+            if "EADDRINUSE" in stderr and attempt < 2:
+                continue
+            raise RuntimeError(f"the OAuth test server (node {SERVER_SCRIPT.name}) did not start:\n{stderr[-4000:]}")
+
+
+@contextmanager
+def _server_process(node: str, env: dict[str, str]) -> Iterator[tuple[bool, str]]:
+    """Run the server; yield (started, captured stderr so far); always stop it."""
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below; a pipe could fill up and block node
+    proc = subprocess.Popen(
+        [node, str(SERVER_SCRIPT)],
+        cwd=SERVER_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready = threading.Event()
+    seen: list[str] = []
+    drainer = threading.Thread(target=_drain, args=(proc.stdout, ready, seen), daemon=True)
+    drainer.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready.wait(0.05) and proc.poll() is None and time.monotonic() < deadline:
+            pass
+        started = any(line.startswith("READY ") for line in seen)
+        stderr = ""
+        if not started:
+            if proc.poll() is None:
+                stderr = f"no READY line within {START_TIMEOUT:.0f} s\n"
+            proc.kill()
+            proc.wait(timeout=10)
+            log.seek(0)
+            stderr += log.read() + "".join(seen)
+        yield started, stderr
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        assert proc.stdin is not None
+        proc.stdin.close()
+        drainer.join(timeout=5)
+        proc.stdout.close()
+        log.close()
