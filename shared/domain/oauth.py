@@ -131,15 +131,15 @@ def parse_token_reply(
             transient=True,
             retry_after=retry_after,
         )
+    if status >= 400:
+        error = parse_body(body).get("error")
+        if not isinstance(error, str) or not error:
+            raise ProviderError(f"token endpoint answered HTTP {status}", oauth_error=f"http_{status}", transient=False)
+        raise _refused(error)
     try:
         params = dict(parse_token_response(body))
     except oauth_errors.OAuth2Error as exc:
-        error = exc.error or "invalid_response"
-        raise ProviderError(
-            f"token endpoint refused the request: {error}", oauth_error=error, transient=error in TRANSIENT_OAUTH_ERRORS
-        ) from None
-    if status >= 400:
-        raise ProviderError(f"token endpoint answered HTTP {status}", oauth_error=f"http_{status}", transient=False)
+        raise _refused(exc.error or "invalid_response") from None
     return TokenSet(
         access_token=str(params["access_token"]),
         refresh_token=params.get("refresh_token"),
@@ -147,6 +147,13 @@ def parse_token_reply(
         scopes=split_scopes(provider, params.get("scope", "")),
         id_token=params.get("id_token"),
         raw={k: v for k, v in params.items() if k not in ("access_token", "refresh_token", "id_token")},
+    )
+
+
+def _refused(error: str) -> ProviderError:
+    error = error[:64]
+    return ProviderError(
+        f"token endpoint refused the request: {error}", oauth_error=error, transient=error in TRANSIENT_OAUTH_ERRORS
     )
 
 

@@ -1,0 +1,152 @@
+"""In-memory fakes of the ports, asserted on state (not on calls)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared.domain.models import AuditEvent, Integration, OAuthState
+from shared.domain.oauth import TokenRequest, TokenSet
+from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound
+from shared.providers.catalog import Provider
+
+
+class MemorySecretStore:
+    def __init__(self) -> None:
+        self.versions: dict[str, dict[int, bytes | None]] = {}
+        self.fail_next_add = False
+
+    def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
+        if self.fail_next_add:
+            self.fail_next_add = False
+            raise DependencyUnavailable("secret store down (injected)")
+        versions = self.versions.setdefault(secret_id, {})
+        number = max(versions, default=0) + 1
+        versions[number] = payload
+        return number
+
+    def read(self, secret_id: str, version: int) -> bytes:
+        payload = self.versions.get(secret_id, {}).get(version)
+        if payload is None:
+            raise SecretNotFound(f"{secret_id}/{version}")
+        return payload
+
+    def enabled_versions(self, secret_id: str) -> list[int]:
+        return sorted(v for v, p in self.versions.get(secret_id, {}).items() if p is not None)
+
+    def destroy_version(self, secret_id: str, version: int) -> None:
+        if version in self.versions.get(secret_id, {}):
+            self.versions[secret_id][version] = None
+
+    def delete(self, secret_id: str) -> None:
+        self.versions.pop(secret_id, None)
+
+    def check(self) -> None:
+        pass
+
+
+class MemoryIntegrations:
+    def __init__(self) -> None:
+        self.rows: dict[UUID, Integration] = {}
+        self.events: list[AuditEvent] = []
+        self.fail_next_write = False
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next_write:
+            self.fail_next_write = False
+            raise DependencyUnavailable("database down (injected)")
+
+    def get(self, integration_id: UUID, entity_id: str | None = None) -> Integration | None:
+        row = self.rows.get(integration_id)
+        if row is None or (entity_id is not None and row.entity_id != entity_id):
+            return None
+        return dataclasses.replace(row)
+
+    def find_account(self, entity_id: str, provider: str, subject: str) -> Integration | None:
+        for row in self.rows.values():
+            if (row.entity_id, row.provider, row.account_subject) == (entity_id, provider, subject):
+                return dataclasses.replace(row)
+        return None
+
+    def add(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> None:
+        self._maybe_fail()
+        subject = integration.account_subject
+        if subject and self.find_account(integration.entity_id, integration.provider, subject):
+            raise Conflict("already connected", code="already_connected")
+        self.rows[integration.id] = dataclasses.replace(integration)
+        self.events.extend(events)
+
+    def replace_credentials(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> Integration:
+        self._maybe_fail()
+        if integration.id not in self.rows:
+            raise NotFound("gone")
+        stored = dataclasses.replace(integration, credential_version=self.rows[integration.id].credential_version + 1)
+        self.rows[integration.id] = stored
+        self.events.extend(events)
+        return dataclasses.replace(stored)
+
+
+class MemoryStates:
+    def __init__(self) -> None:
+        self.rows: dict[str, OAuthState] = {}
+
+    def add(self, state: OAuthState) -> None:
+        self.rows[state.state_hash] = dataclasses.replace(state)
+
+    def consume(self, state_hash: str, binding_hash: str | None, now: datetime) -> OAuthState | None:
+        row = self.rows.get(state_hash)
+        if row is None or row.consumed_at is not None or row.expires_at <= now:
+            return None
+        if row.browser_binding_hash is not None and row.browser_binding_hash != binding_hash:
+            return None
+        row.consumed_at = now
+        return dataclasses.replace(row)
+
+    def why_refused(self, state_hash: str, binding_hash: str | None, now: datetime) -> str:
+        row = self.rows.get(state_hash)
+        if row is None:
+            return "unknown"
+        if row.consumed_at is not None:
+            return "used"
+        return "expired" if row.expires_at <= now else "foreign_browser"
+
+
+class MemoryAudit:
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+class ScriptedTokenEndpoint:
+    """Answers token requests from a queue of TokenSets or errors; records the grants it saw."""
+
+    def __init__(self) -> None:
+        self.replies: list[TokenSet | Exception] = []
+        self.requests: list[TokenRequest] = []
+        self.userinfo_document: dict[str, Any] = {"sub": "acct-1", "email": "a@example.test"}
+
+    def exchange(self, request: TokenRequest, provider: Provider, now: datetime) -> TokenSet:
+        self.requests.append(request)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def userinfo(self, provider: Provider, access_token: str) -> dict[str, Any]:
+        return dict(self.userinfo_document)
+
+
+class StaticDirectory:
+    def __init__(self, claims: dict[str, Any] | None = None) -> None:
+        self.claims = claims or {}
+
+    def resolve(self, provider: Provider) -> Provider:
+        return provider
+
+    def verify_id_token(self, provider: Provider, id_token: str, client_id: str) -> dict[str, Any]:
+        return dict(self.claims)
