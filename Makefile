@@ -31,8 +31,33 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup postgres-bin lint typecheck
+test: setup postgres-bin node-deps lint typecheck
 	$(BIN)/pytest
+
+# The OAuth test server (tests/oauth_server, npm `oidc-provider`): `npm ci` again only when the lock file is newer
+# than what node_modules was installed from. Node.js >= 20 is needed; as root on Debian it is installed with apt.
+OAUTH_SERVER := tests/oauth_server
+NODE_STAMP := $(OAUTH_SERVER)/node_modules/.package-lock.json
+
+.PHONY: node-deps
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): $(OAUTH_SERVER)/package-lock.json
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Node.js and npm with apt-get ..."; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null || exit 1; \
+	  else \
+	    echo "node and npm not found: the OAuth test server ($(OAUTH_SERVER)) needs Node.js >= 20 with npm; install them and re-run" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { \
+	  echo "Node.js >= 20 is needed by $(OAUTH_SERVER) (oidc-provider 9), found $$(node --version): install a newer one (e.g. from nodesource.com)" >&2; \
+	  exit 1; }
+	npm ci --prefix $(OAUTH_SERVER) --no-audit --no-fund
+	@touch $@
 
 unit: setup
 	$(BIN)/pytest tests/unit

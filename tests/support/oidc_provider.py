@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urljoin
@@ -66,6 +67,9 @@ class OidcProvider:
     def __init__(self, issuer: str) -> None:
         self.issuer = issuer
         self._http = requests.Session()
+
+    def close(self) -> None:
+        self._http.close()
 
     @property
     def authorization_endpoint(self) -> str:
@@ -133,26 +137,66 @@ class OidcProvider:
         endpoint) with a cookie jar until one points at `redirect_uri_prefix`; return that URL, not requested.
 
         A fresh cookie jar is used unless `session` is given. The server logs in (the control API's account) and
-        consents on every authorization, so reusing a session changes nothing but the cookies sent."""
+        consents on every authorization, whatever the cookies; when the account differs from the one the cookies
+        are logged in as, oidc-provider first answers an auto-submitting logout form, which is posted here as a
+        browser would."""
         if session is None:
             with requests.Session() as fresh:
                 return self._follow(authorization_url, redirect_uri_prefix, fresh)
         return self._follow(authorization_url, redirect_uri_prefix, session)
 
     def _follow(self, url: str, prefix: str, session: requests.Session) -> str:
+        method, form = "GET", None
         for _ in range(20):
             if not url.startswith(self.issuer + "/"):
-                raise AssertionError(f"redirected away from the provider before reaching {prefix}: {url}")
-            response = session.get(url, allow_redirects=False, timeout=10)
+                raise AssertionError(f"sent away from the provider before reaching {prefix}: {url}")
+            response = session.request(method, url, data=form, allow_redirects=False, timeout=10)
             location = response.headers.get("Location")
-            if response.status_code not in _REDIRECTS or not location:
+            if response.status_code in _REDIRECTS and location:
+                method, form, url = "GET", None, urljoin(url, location)
+                if url.startswith(prefix):
+                    return url
+                continue
+            auto = _AutoSubmitForm.parse(response) if response.status_code == 200 else None
+            if auto is None:
                 raise AssertionError(
                     f"expected a redirect from {url}, got {response.status_code}: {response.text[:1000]}"
                 )
-            url = urljoin(url, location)
+            # a page a browser would post at once (oidc-provider's logout of the previous account when another
+            # one logs in with the same cookies; a form_post response)
+            method, url, form = "POST", urljoin(url, auto.action), auto.fields
             if url.startswith(prefix):
-                return url
+                raise AssertionError(f"the provider answers with response_mode=form_post, not a redirect: {url}")
         raise AssertionError(f"too many redirects without reaching {prefix}; last: {url}")
+
+
+class _AutoSubmitForm(HTMLParser):
+    """The first <form method=post> of an HTML page and its hidden fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+
+    @classmethod
+    def parse(cls, response: requests.Response) -> _AutoSubmitForm | None:
+        if "text/html" not in response.headers.get("Content-Type", ""):
+            return None
+        parser = cls()
+        parser.feed(response.text)
+        return parser if parser.action else None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = {name: value or "" for name, value in attrs}
+        if tag == "form" and self.action is None and attr.get("method", "").lower() == "post":
+            self.action, self._in_form = attr.get("action", ""), True
+        elif tag == "input" and self._in_form and attr.get("type") == "hidden" and attr.get("name"):
+            self.fields[attr["name"]] = attr.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
 
 
 def _drain(stream: IO[str], ready: threading.Event, seen: list[str]) -> None:
@@ -179,7 +223,6 @@ def running_oidc_provider(
         "ACCESS_TOKEN_TTL": str(access_token_ttl),
         "EXTRA_SCOPES": " ".join(extra_scopes),
         "EXIT_ON_STDIN_CLOSE": "1",  # no server outlives a killed test run
-        "NO_COLOR": "1",
     }
     if refresh_token_ttl is not None:
         env["REFRESH_TOKEN_TTL"] = str(refresh_token_ttl)
@@ -187,7 +230,11 @@ def running_oidc_provider(
         port = free_port()
         with _server_process(node, {**env, "PORT": str(port)}) as (started, stderr):
             if started:
-                yield OidcProvider(f"http://127.0.0.1:{port}")
+                provider = OidcProvider(f"http://127.0.0.1:{port}")
+                try:
+                    yield provider
+                finally:
+                    provider.close()
                 return
             if "EADDRINUSE" in stderr and attempt < 2:
                 continue
