@@ -18,7 +18,9 @@ PAGE = "<!doctype html><title>Connection failed</title><h1>Connection failed</h1
 def oauth_callback(request: flask.Request) -> WerkzeugResponse:
     require_method(request, "GET")
     params = {
-        key: request.args.get(key, "") for key in ("state", "code", "error", "error_description") if key in request.args
+        key: request.args.get(key, "")
+        for key in ("state", "code", "iss", "error", "error_description")
+        if key in request.args
     }
     try:
         location = container().connect_flow.complete(params, dict(request.cookies))

@@ -155,10 +155,18 @@ class ConnectFlow:
             raise StateRefused(REFUSALS.get(reason, REFUSALS["unknown"]), code=f"state_{reason}")
         try:
             return self._finish(record, params)
-        except BrokerError as error:
-            log.warning("connect flow failed for provider %s: %s", record.provider, error.code)
-            self.audit.record(_event("oauth.connect", "failure", record, None, {"error": error.code}))
+        except Exception as exc:  # noqa: BLE001 - the state is spent: always send the browser back with an error
+            error = exc if isinstance(exc, BrokerError) else BrokerError(f"unexpected {type(exc).__name__}")
+            # Only the class and code are logged: cloud-client messages can echo request data.
+            log.warning("connect flow failed for provider %s: %s (%s)", record.provider, error.code, type(exc).__name__)
+            self._audit_quietly(_event("oauth.connect", "failure", record, None, {"error": error.code}))
             return _back(record.return_to, error=_redirect_error(error), error_description=_describe(error))
+
+    def _audit_quietly(self, event: AuditEvent) -> None:
+        try:
+            self.audit.record(event)
+        except Exception:  # noqa: BLE001 - a failed audit write must not keep the browser from going back
+            log.error("could not record audit event %s", event.action)
 
     def _finish(self, record: OAuthState, params: dict[str, str]) -> str:
         if "error" in params:
@@ -171,6 +179,9 @@ class ConnectFlow:
             raise BadRequest("the provider sent no authorization code", code="missing_code")
         provider, client = self.oauth_provider(record.provider)
         provider = self.directory.resolve(provider)
+        if "iss" in params and provider.issuer is not None and params["iss"] != provider.issuer:
+            # RFC 9207: the response came from another authorization server than the one the flow started at.
+            raise BadRequest("the authorization response names another issuer", code="issuer_mismatch")
         verifier = None
         if record.code_verifier_ciphertext is not None and record.key_version is not None:
             verifier = self.keyring.open(

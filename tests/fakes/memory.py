@@ -142,11 +142,12 @@ class ScriptedTokenEndpoint:
 
 
 class StaticDirectory:
-    def __init__(self, claims: dict[str, Any] | None = None) -> None:
+    def __init__(self, claims: dict[str, Any] | None = None, issuer: str | None = None) -> None:
         self.claims = claims or {}
+        self.issuer = issuer
 
     def resolve(self, provider: Provider) -> Provider:
-        return provider
+        return dataclasses.replace(provider, issuer=self.issuer) if self.issuer else provider
 
     def verify_id_token(self, provider: Provider, id_token: str, client_id: str) -> dict[str, Any]:
         return dict(self.claims)

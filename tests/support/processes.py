@@ -9,26 +9,40 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import IO
 
 import requests
 
 from tests.support.postgres import free_port
 
 
+class Served(str):
+    """The server's base URL (a str), plus what the process printed so far."""
+
+    log_file: IO[bytes]
+
+    def output(self) -> str:
+        self.log_file.flush()
+        self.log_file.seek(0)
+        return self.log_file.read().decode(errors="replace")
+
+
 @contextmanager
-def serving(args: list[str], env: Mapping[str, str], *, ready_path: str = "/health") -> Iterator[str]:
-    """Run `python -m <args>` with PORT set to a free port; yield its base URL once `ready_path` answers."""
-    port = free_port()
+def serving(
+    args: list[str], env: Mapping[str, str], *, ready_path: str = "/health", port: int | None = None
+) -> Iterator[Served]:
+    """Run `python -m <args>` with PORT set; yield its base URL once it accepts HTTP on `ready_path`."""
+    port = port or free_port()
     full_env = {**os.environ, **env, "PORT": str(port)}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; a pipe could fill up and block the server
     proc = subprocess.Popen([sys.executable, "-m", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base = Served(f"http://127.0.0.1:{port}")
+    base.log_file = log
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server exited early: {log.read().decode()[-3000:]}")
+                raise RuntimeError(f"server exited early: {base.output()[-3000:]}")
             try:
                 requests.get(base + ready_path, timeout=1)
                 break
@@ -44,3 +58,11 @@ def serving(args: list[str], env: Mapping[str, str], *, ready_path: str = "/heal
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def serving_function(target: str, env: Mapping[str, str], *, port: int | None = None) -> Iterator[Served]:
+    """One Cloud Run function served by functions-framework, exactly as deployed (`functions/<target>.py`)."""
+    args = ["functions_framework", "--target", target, "--source", f"functions/{target}.py", "--host", "127.0.0.1"]
+    with serving(args, env, ready_path="/", port=port) as base:
+        yield base

@@ -207,3 +207,11 @@ def test_database_failure_on_reconnect_destroys_only_the_new_version(flow):
     assert str(row.id) == first["integration_id"]
     assert flow.secrets.enabled_versions(row.secret_ref) == [1]
     assert json.loads(flow.secrets.read(row.secret_ref, row.secret_version)) == {"refresh_token": "rt-1"}
+
+
+def test_a_response_naming_another_issuer_is_refused(flow):
+    flow.directory.issuer = "https://real.example"
+    flow.token_endpoint.replies.append(tokens())
+    back = finish(flow, *start(flow), iss="https://evil.example")
+    assert back["error"] == "issuer_mismatch"
+    assert flow.token_endpoint.requests == [], "no code is sent to anyone after a mix-up"
