@@ -13,8 +13,11 @@ from shared.errors import ConfigurationError
 TRY_NEXT = """
 Integrations broker (local, embedded defaults) on {base}
   data:      {data_dir} (SQLite + embedded vault; delete it to start over)
+  open:      {base}/ in a browser and click Connect (the demo provider works offline)
   try:       curl {base}/health
              curl {base}/ready
+  connect:   curl -s -X POST {base}/oauth/start -H 'X-Entity-Id: user-1' -H 'Content-Type: application/json' \\
+                  -d '{{"provider": "demo"}}'
   demo:      the `demo` provider's OAuth server runs at {base}/demo/oauth/ (client {client})
 Stop with Ctrl-C.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 import flask
 from werkzeug.exceptions import HTTPException
@@ -37,6 +38,11 @@ ROUTES: tuple[Route, ...] = (
 def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -> flask.Flask:
     app = flask.Flask("broker-local")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+
+    @app.get("/")
+    def home() -> flask.Response:
+        page = resources.files("shared.local").joinpath("home.html").read_text(encoding="utf-8")
+        return flask.Response(page, mimetype="text/html")
 
     @app.get("/health")
     def health() -> flask.Response:

@@ -108,3 +108,37 @@ def test_serve_refuses_production(tmp_path):
     )
     assert result.returncode == 2
     assert "AUTH_MODE: 'dev' is refused when ENVIRONMENT=production" in result.stderr
+
+
+def test_connect_the_demo_provider_like_a_browser(local):
+    """`make run`, then the whole connect flow offline: start, consent page, approve, callback, back to the app."""
+    import html
+    import re
+
+    with requests.Session() as browser:
+        started = browser.post(
+            f"{local}/oauth/start",
+            json={"provider": "demo", "label": "Demo"},
+            headers={"X-Entity-Id": "user-1"},
+            timeout=5,
+        )
+        assert started.status_code == 200, started.text
+        consent = browser.get(started.json()["authorization_url"], timeout=5)
+        form = {k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', consent.text)}
+        approved = browser.post(
+            f"{local}/demo/oauth/authorize", data={**form, "decision": "approve"}, allow_redirects=False, timeout=5
+        )
+        callback = approved.headers["Location"]
+        assert callback.startswith(f"{local}/oauth/callback?")
+        back = browser.get(callback, allow_redirects=False, timeout=10)
+    assert back.status_code == 302, back.text
+    query = parse_qs(urlsplit(back.headers["Location"]).query)
+    assert query["status"] == ["connected"]
+    assert query["integration_id"][0]
+    assert "code=" not in local.output(), "the access log keeps query strings out"
+
+
+def test_the_local_home_page_offers_the_connect_form(local):
+    page = requests.get(f"{local}/", timeout=5)
+    assert page.status_code == 200
+    assert 'fetch("/oauth/start"' in page.text
