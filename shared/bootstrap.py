@@ -6,6 +6,7 @@ Entry points call `container()`; tests build a `Container` with their own settin
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +19,23 @@ from shared.domain.ports import (
     AuditLog,
     Authenticator,
     Clock,
+    IntegrationAdmin,
     IntegrationRepository,
     OAuthStateRepository,
     ProviderDirectory,
+    RefreshStore,
     SecretStore,
 )
 from shared.providers.catalog import Catalog, load_catalog
 
 if TYPE_CHECKING:
     from shared.adapters.http_oauth import HttpTokenEndpoint
+    from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.services.connect import ConnectFlow
+    from shared.services.integrations import IntegrationService
+    from shared.services.refresh import Refresher
+    from shared.services.refresh_job import JobSettings
+    from shared.services.tokens import TokenService
 
 
 class Container:
@@ -101,9 +109,32 @@ class Container:
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        from shared.adapters.caller_auth import DevHeaderAuthenticator
+        from shared.adapters.caller_auth import DevHeaderAuthenticator, OidcAuthenticator
 
+        s = self.settings
+        if s.auth_mode == "oidc":
+            assert s.auth_issuer is not None  # settings validation guarantees it
+            return OidcAuthenticator(
+                s.auth_issuer, s.auth_audience, entity_claim=s.auth_entity_claim, jwks_url=s.auth_jwks_url,
+                timeout=s.provider_timeout,
+            )  # fmt: skip
         return DevHeaderAuthenticator()
+
+    @cached_property
+    def integration_admin(self) -> IntegrationAdmin:
+        from shared.adapters.sql_integrations import SqlIntegrationAdmin
+
+        return SqlIntegrationAdmin(self.engine, self.clock)
+
+    @cached_property
+    def integration_service(self) -> IntegrationService:
+        from shared.services.integrations import IntegrationService
+
+        return IntegrationService(
+            settings=self.settings, catalog=self.catalog, integrations=self.integrations, admin=self.integration_admin,
+            secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
+            revoker=self.token_endpoint, directory=self.directory, audit=self.audit,
+        )  # fmt: skip
 
     @cached_property
     def connect_flow(self) -> ConnectFlow:
@@ -114,6 +145,66 @@ class Container:
             secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
             directory=self.directory, audit=self.audit,
         )  # fmt: skip
+
+    @cached_property
+    def refresh_store(self) -> RefreshStore:
+        from shared.adapters.sql_refresh import SqlRefreshStore
+
+        return SqlRefreshStore(self.engine)
+
+    @cached_property
+    def refresher(self) -> Refresher:
+        from shared.services.refresh import Refresher
+
+        return Refresher(
+            settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.secret_store,
+            keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint, directory=self.directory,
+            lease=timedelta(seconds=self.settings.refresh_lease),
+        )  # fmt: skip
+
+    @cached_property
+    def token_service(self) -> TokenService:
+        from shared.services.tokens import TokenService
+
+        return TokenService(
+            catalog=self.catalog, store=self.refresh_store, secrets=self.secret_store, keyring=self.keyring,
+            clock=self.clock, refresher=self.refresher,
+        )  # fmt: skip
+
+    @cached_property
+    def job_settings(self) -> JobSettings:
+        from shared.services.refresh_job import JobSettings
+
+        s = self.settings
+        return JobSettings(
+            horizon=timedelta(seconds=s.refresh_horizon), batch_size=s.refresh_batch_size,
+            concurrency=s.refresh_concurrency, deadline=float(s.refresh_deadline),
+        )  # fmt: skip
+
+    @cached_property
+    def google_id_tokens(self) -> GoogleIdTokens:
+        from shared.adapters.internal_auth import GoogleIdTokens
+
+        return GoogleIdTokens()
+
+    @cached_property
+    def internal_callers(self) -> InternalCallers:
+        from shared.adapters.internal_auth import InternalCallers
+
+        s = self.settings
+        return InternalCallers(
+            [key.get_secret_value() for key in s.internal_api_keys], invokers=s.token_invokers,
+            audience=s.token_audience, cidrs=s.allowed_cidrs,
+            google=self.google_id_tokens if s.token_invokers else None, open_when_unconfigured=not s.is_production,
+        )  # fmt: skip
+
+    @cached_property
+    def scheduler_caller(self) -> SchedulerCaller:
+        from shared.adapters.internal_auth import SchedulerCaller
+
+        s = self.settings
+        google = self.google_id_tokens if s.scheduler_service_account else None
+        return SchedulerCaller(s.scheduler_service_account, s.refresh_audience, google, self.internal_callers)
 
     @cached_property
     def secret_store(self) -> SecretStore:

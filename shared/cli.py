@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from shared.bootstrap import container
     from shared.local.demo_oauth import DEMO_CLIENT_ID
-    from shared.local.server import PathOnlyRequestHandler, create_local_app
+    from shared.local.server import PathOnlyRequestHandler, create_local_app, start_local_scheduler
 
     app_container = container()
     settings = app_container.settings
@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_local_app(app_container)
     port = args.port or settings.port
     print(TRY_NEXT.format(base=f"http://127.0.0.1:{port}", data_dir=settings.local_data_dir, client=DEMO_CLIENT_ID))
+    start_local_scheduler(app_container)
     run_simple("127.0.0.1", port, app, threaded=True, request_handler=PathOnlyRequestHandler)
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -74,11 +75,34 @@ class Settings(BaseSettings):
     oauth_browser_binding: bool = True
     provider_timeout: float = Field(10.0, gt=0, le=60)
     auth_mode: Literal["dev", "oidc"] = "dev"
+    auth_issuer: str | None = None
+    auth_audience: CommaList = []
+    auth_jwks_url: str | None = None
+    auth_entity_claim: str = Field("sub", pattern=r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$")
     internal_api_keys: Annotated[list[SecretStr], NoDecode] = []
+    token_invokers: CommaList = []
+    token_audience: str | None = None
+    allowed_cidrs: CommaList = []
+    scheduler_service_account: str | None = None
+    refresh_audience: str | None = None
+    refresh_horizon: int = Field(900, ge=60, le=86400)
+    refresh_batch_size: int = Field(50, ge=1, le=1000)
+    refresh_concurrency: int = Field(8, ge=1, le=64)
+    refresh_deadline: int = Field(240, ge=10, le=3600)
+    refresh_lease: int = Field(60, ge=5, le=600)
+    local_refresh_interval: int = Field(60, ge=0, le=3600)
 
     _clients: dict[str, ClientCredentials] = PrivateAttr(default_factory=dict)
 
-    _split_lists = field_validator("allowed_return_urls", "allowed_origins", "internal_api_keys", mode="before")(_split)
+    _split_lists = field_validator(
+        "allowed_return_urls",
+        "allowed_origins",
+        "internal_api_keys",
+        "auth_audience",
+        "token_invokers",
+        "allowed_cidrs",
+        mode="before",
+    )(_split)
 
     @field_validator("secret_prefix")
     @classmethod
@@ -111,6 +135,16 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value.rstrip("/")
 
+    @field_validator("auth_issuer", "auth_jwks_url")
+    @classmethod
+    def _auth_urls(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = check_url(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("allowed_return_urls")
     @classmethod
     def _return_urls(cls, values: list[str]) -> list[str]:
@@ -128,6 +162,16 @@ class Settings(BaseSettings):
             if problem or urlsplit(value).path not in ("", "/"):
                 raise ValueError(f"entry {value!r} must be an origin (scheme://host[:port]); {problem or 'no path'}")
         return [value.rstrip("/") for value in values]
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"entry {value!r} is not an IP network (e.g. 10.8.0.0/16)") from None
+        return values
 
     @field_validator("internal_api_keys")
     @classmethod
@@ -156,6 +200,8 @@ class Settings(BaseSettings):
             problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
         if self.instance_connection_name and not self.db_user:
             problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
+        if self.auth_mode == "oidc" and not (self.auth_issuer and self.auth_audience):
+            problems.append("AUTH_ISSUER and AUTH_AUDIENCE: both are required when AUTH_MODE=oidc")
         if self.environment == "production":
             problems.extend(self._production_problems())
         if problems:
@@ -166,6 +212,16 @@ class Settings(BaseSettings):
         problems = []
         if self.auth_mode == "dev":
             problems.append("AUTH_MODE: 'dev' is refused when ENVIRONMENT=production (use oidc)")
+        if not self.internal_api_keys and not self.token_invokers:
+            problems.append("INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production")
+        if self.token_invokers and not self.token_audience:
+            problems.append("TOKEN_AUDIENCE: required with TOKEN_INVOKERS (the token function's URL)")
+        if not (self.scheduler_service_account and self.refresh_audience):
+            problems.append(
+                "SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE: production checks the scheduler's identity"
+            )
+        if self.provider_timeout >= self.refresh_lease:
+            problems.append("PROVIDER_TIMEOUT: must be shorter than REFRESH_LEASE")
         if not self.data_keys and not self.data_key_secret:
             problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEYS)")
         if not self.instance_connection_name and not (self.database_url or "").startswith("postgresql"):

@@ -43,6 +43,8 @@ def error_response(error: BrokerError) -> flask.Response:
     retry_after = error.details.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(int(retry_after))
+    if error.http_status == 401:  # RFC 6750: say how to authenticate (and, for a bad token, that it was bad)
+        headers["WWW-Authenticate"] = str(error.details.get("challenge", 'Bearer realm="integrations-broker"'))
     body = {"error": {"code": error.code, "message": error.message}}
     return json_response(body, error.http_status, headers)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from shared.domain.models import AuditEvent, Integration, OAuthState
 from shared.domain.oauth import TokenRequest, TokenSet
+from shared.domain.pagination import Cursor
+from shared.domain.revocation import RevocationRequest
 from shared.providers.catalog import Provider
 
 
@@ -67,6 +69,42 @@ class IntegrationRepository(Protocol):
         ...
 
 
+class IntegrationAdmin(Protocol):
+    """The integrations API's listing and metadata writes. Every call is scoped by entity: another entity's row
+    behaves exactly like a missing one."""
+
+    def list_page(
+        self, entity_id: str, *, provider: str | None, status: str | None, after: Cursor | None, limit: int
+    ) -> list[Integration]:
+        """Up to `limit` rows in (created_at, id) order, strictly after `after` when given."""
+        ...
+
+    def update(
+        self,
+        integration_id: UUID,
+        entity_id: str,
+        values: Mapping[str, Any],
+        events: Sequence[AuditEvent] = (),
+        *,
+        when_status: Collection[str] | None = None,
+        fence: bool = False,
+    ) -> Integration | None:
+        """Set metadata fields (label, config, status, last_sync_at) and write `events`, in one transaction;
+        only while the status is in `when_status` when given. `fence` bumps the fencing counter so an in-flight
+        refresh cannot write afterwards. None when no row matched."""
+        ...
+
+    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
+        """Delete the row and write `events` in one transaction; False when there was no such row."""
+        ...
+
+
+class TokenRevoker(Protocol):
+    """A provider's revocation endpoint (HttpTokenEndpoint.revoke); ProviderError when it refuses or fails."""
+
+    def revoke(self, request: RevocationRequest) -> None: ...
+
+
 class OAuthStateRepository(Protocol):
     def add(self, state: OAuthState) -> None: ...
 
@@ -103,3 +141,31 @@ class Authenticator(Protocol):
     """Who calls a browser-facing function; Unauthenticated (401) when the caller cannot be established."""
 
     def entity_id(self, request: Any) -> str: ...
+
+
+class RefreshStore(Protocol):
+    """Leases and fenced writes on integration rows (SqlRefreshStore)."""
+
+    def claim(self, integration_id: UUID, owner: str, lease: timedelta, now: datetime) -> Integration | None: ...
+
+    def claim_due(
+        self, horizon: timedelta, limit: int, owner: str, lease: timedelta, now: datetime, began: datetime
+    ) -> list[Integration]: ...
+
+    def get(self, integration_id: UUID) -> Integration | None: ...
+
+    def write(
+        self,
+        integration_id: UUID,
+        expected_version: int,
+        owner: str,
+        values: dict[str, Any],
+        events: list[AuditEvent],
+        now: datetime,
+        *,
+        bump: bool,
+    ) -> Integration | None: ...
+
+    def release(self, integration_id: UUID, owner: str) -> None: ...
+
+    def touch(self, integration_id: UUID, now: datetime, every: timedelta, event: AuditEvent) -> None: ...

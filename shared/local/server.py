@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +20,11 @@ from shared.errors import BrokerError
 from shared.http import Handler, error_response, json_response
 from shared.local.demo_oauth import DemoAuthServer
 from shared.local.demo_routes import demo_blueprint
+from shared.openapi import openapi_document
 from shared.services.health import readiness
+from shared.services.refresh_job import run_refresh_job
+
+log = logging.getLogger("broker.local")
 
 
 @dataclass(frozen=True)
@@ -29,9 +36,17 @@ class Route:
 
 
 # Each function's routes as the load balancer maps them in a deployment; entries arrive with the functions.
+INTEGRATION_METHODS = ("GET", "PATCH", "DELETE", "OPTIONS")
 ROUTES: tuple[Route, ...] = (
     Route("/oauth/start", "functions.oauth_start", "oauth_start", ("POST", "OPTIONS")),
     Route("/oauth/callback", "functions.oauth_callback", "oauth_callback", ("GET",)),
+    Route("/integrations", "functions.integrations", "integrations", ("GET", "POST", "OPTIONS")),
+    Route("/integrations/<integration_id>", "functions.integrations", "integrations", INTEGRATION_METHODS),
+    Route("/integrations/<integration_id>/test", "functions.integrations", "integrations", ("POST", "OPTIONS")),
+    Route("/integrations/<integration_id>/sync", "functions.integrations", "integrations", ("POST", "OPTIONS")),
+    Route("/providers", "functions.integrations", "integrations", ("GET", "OPTIONS")),
+    Route("/token/<integration_id>", "functions.token_fetch", "token_fetch", ("GET",)),
+    Route("/refresh", "functions.token_refresh", "token_refresh", ("POST",)),
 )
 
 
@@ -57,7 +72,11 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
     app.register_blueprint(demo_blueprint(DemoAuthServer(container.clock)))
     for route in routes:
         handler = getattr(importlib.import_module(route.module), route.target)
-        app.add_url_rule(route.rule, route.target, _view(handler), methods=list(route.methods))
+        app.add_url_rule(route.rule, f"{route.target} {route.rule}", _view(handler), methods=list(route.methods))
+
+    @app.get("/openapi.json")
+    def openapi() -> flask.Response:
+        return json_response(openapi_document())
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> flask.Response:
@@ -82,3 +101,26 @@ class PathOnlyRequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
         self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+
+
+def start_local_scheduler(container: Container) -> threading.Thread | None:
+    """Stand in for Cloud Scheduler during `make run`: run the refresh job every LOCAL_REFRESH_INTERVAL seconds."""
+    interval = container.settings.local_refresh_interval
+    if interval <= 0:
+        return None
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                counts = run_refresh_job(
+                    container.refresh_store, container.refresher, container.clock, container.job_settings
+                )
+                if counts["claimed"]:
+                    log.info("refresh job: %s", counts)
+            except Exception:  # keep the local scheduler alive; the next run retries
+                log.exception("refresh job failed")
+
+    thread = threading.Thread(target=loop, name="local-scheduler", daemon=True)
+    thread.start()
+    return thread

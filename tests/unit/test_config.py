@@ -18,6 +18,11 @@ PRODUCTION = {
     "PUBLIC_BASE_URL": "https://broker.example.com",
     "DATA_KEY_SECRET": "projects/p/secrets/broker-data-key/versions/3",
     "GCP_PROJECT": "p",
+    "AUTH_ISSUER": "https://securetoken.google.com/p",
+    "AUTH_AUDIENCE": "p",
+    "INTERNAL_API_KEYS": "k" * 32,
+    "SCHEDULER_SERVICE_ACCOUNT": "scheduler@p.iam.gserviceaccount.com",
+    "REFRESH_AUDIENCE": "https://refresh.example.com",
 }
 
 
@@ -93,6 +98,10 @@ def test_bad_values_fail_fast_naming_the_variable(monkeypatch, env, message):
             {"SECRET_MANAGER_ENDPOINT": "127.0.0.1:9999"},
             "SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused",
         ),
+        ({"INTERNAL_API_KEYS": ""}, "INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers"),
+        ({"TOKEN_INVOKERS": "backend@p.iam.gserviceaccount.com"}, "TOKEN_AUDIENCE: required with TOKEN_INVOKERS"),
+        ({"REFRESH_AUDIENCE": ""}, "SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE"),
+        ({"PROVIDER_TIMEOUT": "30", "REFRESH_LEASE": "20"}, "PROVIDER_TIMEOUT: must be shorter than REFRESH_LEASE"),
     ],
 )
 def test_production_contradictions_are_refused(monkeypatch, override, message):

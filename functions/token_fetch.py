@@ -1,0 +1,19 @@
+"""GET /token/{integration_id}: internal callers get a valid access token (or static credentials)."""
+
+import flask
+import functions_framework
+
+from shared.bootstrap import container
+from shared.http import handle_errors, json_response, require_method
+from shared.schemas_internal import token_options, token_target
+
+
+@functions_framework.http
+@handle_errors
+def token_fetch(request: flask.Request) -> flask.Response:
+    require_method(request, "GET")
+    app = container()
+    caller = app.internal_callers.caller(request)
+    min_ttl, force = token_options(request)
+    body = app.token_service.fetch(token_target(request), caller, min_ttl=min_ttl, force=force)
+    return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -1,0 +1,122 @@
+"""Who calls the internal functions (token fetch, refresh): API keys, Google-signed ID tokens, networks.
+
+API keys are kept only as SHA-256 digests and compared in constant time. Google ID tokens (service accounts
+calling with `Authorization: Bearer <id token>`) are verified against Google's keys with PyJWT: signature,
+issuer, audience, expiry, and the service-account email against an allowlist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from typing import Any
+
+import flask
+import jwt
+
+from shared.errors import Forbidden, Unauthenticated
+
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+GOOGLE_JWKS = "https://www.googleapis.com/oauth2/v3/certs"
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def bearer(request: flask.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthenticated("send Authorization: Bearer <API key or ID token>")
+    return value.strip()
+
+
+def client_address(request: flask.Request) -> str:
+    """The client as Cloud Run reports it: the last X-Forwarded-For hop (added by Google's front end)."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    return hops[-1] if hops else (request.remote_addr or "")
+
+
+class GoogleIdTokens:
+    """Verifies Google-signed ID tokens of service accounts (Cloud Scheduler, backends on Cloud Run)."""
+
+    def __init__(self, jwks_url: str = GOOGLE_JWKS, issuers: tuple[str, ...] = GOOGLE_ISSUERS) -> None:
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+        self._issuers = issuers
+
+    def email(self, token: str, audience: str, allowed: list[str]) -> str:
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=["RS256"], audience=audience, issuer=list(self._issuers), leeway=30,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            )  # fmt: skip
+        except jwt.PyJWKClientConnectionError:
+            raise Unauthenticated("the identity token could not be checked right now") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the identity token is not valid: {type(exc).__name__}") from None
+        email = claims.get("email")
+        if not claims.get("email_verified") or email not in allowed:
+            raise Forbidden("this identity may not call this endpoint", code="caller_not_allowed")
+        return str(email)
+
+
+class InternalCallers:
+    def __init__(
+        self,
+        api_keys: list[str],
+        *,
+        invokers: list[str],
+        audience: str | None,
+        cidrs: list[str],
+        google: GoogleIdTokens | None = None,
+        open_when_unconfigured: bool = False,
+    ) -> None:
+        self._digests = [_digest(key) for key in api_keys]
+        self._invokers = invokers
+        self._audience = audience
+        self._networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+        self._google = google
+        self._open = open_when_unconfigured and not api_keys and not invokers
+
+    def check_network(self, request: flask.Request) -> None:
+        if not self._networks:
+            return
+        try:
+            address = ipaddress.ip_address(client_address(request))
+        except ValueError:
+            raise Forbidden("the caller's address is not allowed", code="network_not_allowed") from None
+        if not any(address in network for network in self._networks):
+            raise Forbidden("the caller's address is not allowed", code="network_not_allowed")
+
+    def caller(self, request: flask.Request) -> str:
+        """An audit name for the caller (never the key itself); 401/403 when it may not call."""
+        self.check_network(request)
+        if self._open:
+            return "dev:unauthenticated"
+        token = bearer(request)
+        digest = _digest(token)
+        for known in self._digests:
+            if hmac.compare_digest(digest, known):
+                return f"apikey:{known.hex()[:8]}"
+        if self._invokers and self._audience and self._google and token.count(".") == 2:
+            return f"sa:{self._google.email(token, self._audience, self._invokers)}"
+        raise Unauthenticated("the bearer credential is not accepted")
+
+
+class SchedulerCaller:
+    """POST /refresh: in production only the scheduler's service account (Cloud Run IAM is the first gate)."""
+
+    def __init__(
+        self, account: str | None, audience: str | None, google: GoogleIdTokens | None, networks: InternalCallers
+    ):
+        self._account, self._audience, self._google, self._networks = account, audience, google, networks
+
+    def caller(self, request: flask.Request) -> str:
+        self._networks.check_network(request)
+        if self._account is None or self._audience is None or self._google is None:
+            return "dev:scheduler"
+        return f"sa:{self._google.email(bearer(request), self._audience, [self._account])}"

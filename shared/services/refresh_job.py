@@ -1,0 +1,47 @@
+"""The scheduled refresh job: claim what expires soon in batches, refresh with bounded concurrency, stop in time."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared.domain.ports import Clock, RefreshStore
+from shared.services.refresh import Refresher, RefreshResult
+
+COUNTED = {
+    "refreshed": "refreshed",
+    "transient": "failed_transient",
+    "reauth_required": "reauth_required",
+}
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    horizon: timedelta = timedelta(minutes=15)  # refresh what expires within this (≥ the scheduler's period)
+    batch_size: int = 50
+    concurrency: int = 8
+    deadline: float = 240.0  # seconds; Cloud Scheduler and Cloud Run time out later than this
+    safety: float = 15.0  # stop claiming this long before the deadline: a claimed batch must finish
+
+
+def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, settings: JobSettings) -> dict[str, int]:
+    """Refresh every integration that expires within the horizon; answer counts by outcome."""
+    started = time.monotonic()
+    owner = refresher.new_owner("job")
+    began = clock.now()  # what this run refreshed is not claimed again by it, however short its new lifetime
+    counts: Counter[str] = Counter()
+    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="refresh") as pool:
+        while time.monotonic() - started < settings.deadline - settings.safety:
+            batch = store.claim_due(settings.horizon, settings.batch_size, owner, refresher.lease, clock.now(), began)
+            if not batch:
+                break
+            counts["claimed"] += len(batch)
+            results: list[RefreshResult] = list(pool.map(lambda i: refresher.refresh_claimed(i, owner), batch))
+            for result in results:
+                counts[COUNTED.get(result.outcome, "skipped")] += 1
+    summary = {key: counts[key] for key in ("claimed", "refreshed", "failed_transient", "reauth_required", "skipped")}
+    summary["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return summary

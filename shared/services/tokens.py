@@ -1,0 +1,148 @@
+"""Token fetch: hand an internal caller a valid access token (refreshing first when due) or static credentials.
+
+The hot path for a valid OAuth token is one indexed read and an in-memory decrypt (plus the audit write); a
+refresh happens only when the token is inside the provider's margin, `min_ttl` asks for more, or the caller
+forces one after a 401.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, NoReturn
+from uuid import UUID
+
+from shared.domain.envelope import Keyring
+from shared.domain.models import AuditEvent, CredentialType, Integration, Status
+from shared.domain.ports import Clock, RefreshStore, SecretStore
+from shared.domain.refresh import should_refresh, token_usable
+from shared.errors import BrokerError, Conflict, DependencyUnavailable, NotFound
+from shared.providers.catalog import Catalog
+from shared.services.credentials import ACCESS_TOKEN_PURPOSE
+from shared.services.refresh import Refresher
+
+UNAVAILABLE = {
+    Status.REAUTH_REQUIRED: ("reauth_required", "the account must be connected again (POST /oauth/start)"),
+    Status.INACTIVE: ("integration_inactive", "the integration is inactive"),
+    Status.REVOKED: ("integration_revoked", "the integration was revoked"),
+    Status.EXPIRED: ("token_expired", "the access token expired and cannot be refreshed: connect again"),
+    Status.ERROR: ("integration_error", "the integration is in error: connect again"),
+    Status.PENDING: ("integration_pending", "the integration is not connected yet"),
+}
+USE_RECORD_EVERY = timedelta(seconds=60)
+
+
+@dataclass
+class TokenService:
+    catalog: Catalog
+    store: RefreshStore
+    secrets: SecretStore
+    keyring: Keyring
+    clock: Clock
+    refresher: Refresher
+    wait_for_winner: float = 5.0
+    _static: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fetch(self, integration_id: UUID, caller: str, *, min_ttl: int = 0, force: bool = False) -> dict[str, Any]:
+        integration = self.store.get(integration_id)
+        if integration is None:
+            raise NotFound("integration not found", code="integration_not_found")
+        self._check_status(integration)
+        if integration.credential_type != CredentialType.OAUTH2:
+            view = self._static_view(integration)
+        else:
+            view = self._oauth_view(integration, min_ttl, force)
+        event = AuditEvent(caller, "token.read", "success", integration.entity_id, integration.id, integration.provider)
+        self.store.touch(integration.id, self.clock.now(), USE_RECORD_EVERY, event)
+        return view
+
+    @staticmethod
+    def _check_status(integration: Integration) -> None:
+        if integration.status in UNAVAILABLE:
+            code, message = UNAVAILABLE[integration.status]
+            raise Conflict(message, code=code)
+
+    def _oauth_view(self, integration: Integration, min_ttl: int, force: bool) -> dict[str, Any]:
+        provider = self.catalog.get(integration.provider)
+        due, _reason = should_refresh(integration, provider, self.clock.now(), min_ttl=min_ttl, force=force)
+        if due:
+            integration = self._refreshed(integration, min_ttl, force)
+        elif not token_usable(integration, self.clock.now(), min_ttl):
+            if integration.secret_ref is None:  # nothing to refresh with: only a reconnect helps
+                code, message = UNAVAILABLE[Status.EXPIRED]
+                raise Conflict(message, code=code)
+            self._stale(retry_after=None)
+        return self._token(integration)
+
+    def _refreshed(self, integration: Integration, min_ttl: int, force: bool) -> Integration:
+        result = self.refresher.refresh(integration.id, force=force, min_ttl=min_ttl)
+        if result.outcome in ("refreshed", "not_due") and result.integration is not None:
+            return result.integration
+        if result.outcome == "reauth_required":
+            code, message = UNAVAILABLE[Status.REAUTH_REQUIRED]
+            raise Conflict(message, code=code)
+        if result.outcome in ("busy", "fenced"):
+            newer = self._wait_for_winner(integration)
+            if newer is not None:
+                return newer
+        current = self.store.get(integration.id) or integration
+        self._check_status(current)
+        if token_usable(current, self.clock.now(), min_ttl) and not force:
+            return current  # the refresh failed for now, but the stored token is still valid
+        self._stale(result.retry_after)
+
+    def _wait_for_winner(self, integration: Integration) -> Integration | None:
+        """Another worker holds the lease: poll until it has written (or given up), then use what it wrote."""
+        deadline = time.monotonic() + self.wait_for_winner
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            current = self.store.get(integration.id)
+            if current is None:
+                raise NotFound("integration not found", code="integration_not_found")
+            if current.credential_version != integration.credential_version:
+                self._check_status(current)
+                return current
+            if current.lease_owner is None:
+                self._check_status(current)
+                return None
+        return None
+
+    @staticmethod
+    def _stale(retry_after: float | None) -> NoReturn:
+        error = DependencyUnavailable(
+            "the access token expired and the provider could not refresh it yet", code="refresh_unavailable"
+        )
+        error.details["retry_after"] = max(1, int(retry_after or 30))
+        raise error
+
+    def _token(self, integration: Integration) -> dict[str, Any]:
+        if integration.access_token_ciphertext is None or integration.access_token_key_version is None:
+            raise BrokerError("the integration holds no access token", code="no_access_token")
+        token = self.keyring.open(
+            integration.access_token_ciphertext, key_version=integration.access_token_key_version,
+            purpose=ACCESS_TOKEN_PURPOSE, record=str(integration.id),
+        ).decode()  # fmt: skip
+        expires = integration.token_expires_at
+        return {
+            "integration_id": str(integration.id), "access_token": token, "token_type": "Bearer",
+            "expires_at": expires.isoformat() if expires else None, "scopes": integration.granted_scopes,
+        }  # fmt: skip
+
+    def _static_view(self, integration: Integration) -> dict[str, Any]:
+        if integration.secret_ref is None or integration.secret_version is None:
+            raise BrokerError("the integration holds no credentials", code="no_credentials")
+        key = (integration.secret_ref, integration.secret_version)
+        with self._lock:  # versions are immutable, so a read by number can be kept for the instance's life
+            credentials = self._static.get(key)
+        if credentials is None:
+            credentials = json.loads(self.secrets.read(*key))["credentials"]
+            with self._lock:
+                self._static[key] = credentials
+        return {
+            "integration_id": str(integration.id), "credential_type": integration.credential_type.value,
+            "credentials": dict(credentials),
+        }  # fmt: skip

@@ -1,0 +1,162 @@
+"""token_fetch and token_refresh over real HTTP (functions-framework), against oidc-provider and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import requests
+from sqlalchemy import update
+
+from shared.adapters.orm import IntegrationRow
+from shared.bootstrap import Container
+from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, broker_env, connect, in_process_broker, provider_file
+from tests.support.oidc_provider import OidcProvider, running_oidc_provider
+from tests.support.postgres import DatabaseFactory
+from tests.support.processes import Served, serving_function
+
+API_KEY = "internal-key-for-the-tests-0123456789"
+
+
+class Stack:
+    def __init__(self, app: Container, provider: OidcProvider, fetchers: list[Served], refresh: Served) -> None:
+        self.app, self.provider, self.fetchers, self.refresh_url = app, provider, fetchers, refresh
+
+    def fetch(
+        self, integration_id: str, *, which: int = 0, key: str | None = API_KEY, **params: Any
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return requests.get(
+            f"{self.fetchers[which]}/token/{integration_id}", headers=headers, params=params, timeout=30
+        )
+
+    def expire(self, *ids: str) -> None:
+        with self.app.engine.begin() as conn:
+            past = datetime.now(UTC) - timedelta(seconds=5)
+            statement = update(IntegrationRow).where(IntegrationRow.id.in_([UUID(i) for i in ids]))
+            conn.execute(statement.values(token_expires_at=past))
+
+    def outputs(self) -> str:
+        return "".join(served.output() for served in [*self.fetchers, self.refresh_url])
+
+
+@pytest.fixture(scope="module")
+def stack(pg_databases: DatabaseFactory, secret_manager, tmp_path_factory) -> Iterator[Stack]:
+    name = pg_databases.create()
+    client = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": ["http://127.0.0.1:9/oauth/callback"],
+    }
+    with running_oidc_provider([client], access_token_ttl=3600) as provider, pytest.MonkeyPatch.context() as mp:
+        providers = provider_file(tmp_path_factory.mktemp("catalog"), provider.issuer)
+        env = broker_env(pg_databases.server.url(name), secret_manager, providers, INTERNAL_API_KEYS=API_KEY)
+        with (
+            in_process_broker(env, mp) as app,
+            serving_function("token_fetch", env) as one,
+            serving_function("token_fetch", env) as two,
+            serving_function("token_refresh", env) as refresh,
+        ):
+            yield Stack(app, provider, [one, two], refresh)
+    pg_databases.drop(name)
+
+
+@pytest.fixture(autouse=True)
+def _reset(stack: Stack) -> None:
+    stack.provider.reset()
+
+
+def test_a_valid_token_is_served_with_no_store(stack: Stack) -> None:
+    integration_id = connect(stack.app, stack.provider)
+    response = stack.fetch(integration_id)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"integration_id", "access_token", "token_type", "expires_at", "scopes"}
+    assert response.headers["Cache-Control"] == "no-store"
+    me = requests.get(
+        stack.provider.userinfo_endpoint, headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=5
+    )
+    assert me.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "params", "status", "code"),
+    [
+        ("{id}", None, {}, 401, "unauthenticated"),
+        ("{id}", "wrong-key-wrong-key-wrong-key", {}, 401, "unauthenticated"),
+        (str(uuid4()), API_KEY, {}, 404, "integration_not_found"),
+        ("not-a-uuid", API_KEY, {}, 404, "integration_not_found"),
+        ("{id}", API_KEY, {"min_ttl": "-5"}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"force_refresh": "maybe"}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"scope": "x"}, 400, "unknown_parameter"),
+    ],
+)
+def test_bad_requests_get_clear_errors(stack: Stack, path, key, params, status, code) -> None:
+    integration_id = connect(stack.app, stack.provider, entity="errors")
+    response = stack.fetch(path.format(id=integration_id), key=key, **params)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_only_get_is_allowed(stack: Stack) -> None:
+    response = requests.post(
+        f"{stack.fetchers[0]}/token/{uuid4()}", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_fifty_concurrent_fetches_of_an_expired_token_from_two_processes_refresh_once(stack: Stack) -> None:
+    integration_id = connect(stack.app, stack.provider, entity="crowd")
+    stack.expire(integration_id)
+    stack.provider.reset_stats()
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(lambda i: stack.fetch(integration_id, which=i % 2), range(50)))
+    assert [r.status_code for r in responses] == [200] * 50, {r.text for r in responses if r.status_code != 200}
+    grants = stack.provider.stats()["token"]["refresh_token"]
+    assert grants == {"success": 1, "errors": {}}, grants
+    tokens = {r.json()["access_token"] for r in responses}
+    for token in tokens:  # every caller got a token the provider accepts
+        me = requests.get(stack.provider.userinfo_endpoint, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert me.status_code == 200
+
+
+def test_reauth_required_is_a_409_the_caller_can_act_on(stack: Stack) -> None:
+    integration_id = connect(stack.app, stack.provider, entity="revoked")
+    stack.provider.fail_token("invalid_grant")
+    response = stack.fetch(integration_id, force_refresh="true")
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "reauth_required")
+
+
+def test_the_refresh_job_refreshes_what_expires_soon(stack: Stack) -> None:
+    ids = [connect(stack.app, stack.provider, entity=f"job-{i}") for i in range(3)]
+    stack.expire(*ids[:2])
+    response = requests.post(f"{stack.refresh_url}/refresh", timeout=60)
+    assert response.status_code == 200, response.text
+    counts = response.json()
+    assert counts["claimed"] >= 2
+    assert counts["refreshed"] == counts["claimed"]
+    assert set(counts) == {"claimed", "refreshed", "failed_transient", "reauth_required", "skipped", "duration_ms"}
+    assert stack.provider.stats()["token"]["refresh_token"]["success"] == counts["refreshed"]
+    again = requests.post(f"{stack.refresh_url}/refresh", timeout=60).json()
+    assert again["claimed"] == 0, "refreshed tokens are not due again"
+
+
+def test_no_refresh_token_or_client_secret_in_any_log_or_response(stack: Stack) -> None:
+    integration_id = connect(stack.app, stack.provider, entity="leaks")
+    stack.expire(integration_id)
+    body = stack.fetch(integration_id).text
+    row = stack.app.refresh_store.get(UUID(integration_id))
+    assert row is not None
+    assert row.secret_ref is not None
+    assert row.secret_version is not None
+    refresh_token = json.loads(stack.app.secret_store.read(row.secret_ref, row.secret_version))["refresh_token"]
+    logs = stack.outputs()
+    for secret in (refresh_token, CLIENT_SECRET, API_KEY):
+        assert secret not in logs
+        assert secret not in body

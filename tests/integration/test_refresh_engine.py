@@ -1,0 +1,185 @@
+"""The refresh engine against oidc-provider (which rotates refresh tokens and revokes a grant whose used token
+comes back), real PostgreSQL and the real Secret Manager client: a lost rotated token would be visible."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+from sqlalchemy import update
+
+from shared.adapters.orm import IntegrationRow
+from shared.bootstrap import Container
+from shared.domain.clock import FixedClock
+from shared.errors import Conflict, DependencyUnavailable
+from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, broker_env, connect, in_process_broker, provider_file
+from tests.support.oidc_provider import OidcProvider, running_oidc_provider
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OidcProvider]:
+    client = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": ["http://127.0.0.1:9/oauth/callback"],
+    }
+    with running_oidc_provider([client], access_token_ttl=600) as running:
+        yield running
+
+
+@pytest.fixture
+def env(pg_url, secret_manager, provider, tmp_path) -> dict[str, str]:
+    provider.reset()
+    secret_manager.clear_failures()
+    return broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer))
+
+
+@pytest.fixture
+def app(env, monkeypatch) -> Iterator[Container]:
+    with in_process_broker(env, monkeypatch) as built:
+        yield built
+
+
+def refresh_grants(provider: OidcProvider) -> dict[str, object]:
+    return dict(provider.stats()["token"].get("refresh_token", {"success": 0, "errors": {}}))
+
+
+def expire(app: Container, integration_id: str) -> None:
+    with app.engine.begin() as conn:
+        past = datetime.now(UTC) - timedelta(seconds=5)
+        conn.execute(
+            update(IntegrationRow).where(IntegrationRow.id == UUID(integration_id)).values(token_expires_at=past)
+        )
+
+
+def test_a_rotating_refresh_writes_one_version_and_destroys_the_old(app, provider, secret_manager):
+    integration_id = UUID(connect(app, provider))
+    before = app.refresh_store.get(integration_id)
+    writes = secret_manager.calls["AddSecretVersion"]
+    result = app.refresher.refresh(integration_id, force=True)
+    assert result.outcome == "refreshed"
+    after = app.refresh_store.get(integration_id)
+    assert after.secret_version == before.secret_version + 1
+    assert after.credential_version == before.credential_version + 1
+    assert app.secret_store.enabled_versions(after.secret_ref) == [after.secret_version]
+    assert secret_manager.calls["AddSecretVersion"] - writes == 1
+    assert app.refresher.refresh(integration_id, force=True).outcome == "refreshed", "the rotated token was kept"
+    assert refresh_grants(provider)["success"] == 2
+
+
+def test_fetch_refreshes_an_expired_token_and_serves_a_valid_one_from_memory(app, provider, secret_manager):
+    integration_id = connect(app, provider)
+    first = app.token_service.fetch(UUID(integration_id), "test")
+    reads = secret_manager.calls["AccessSecretVersion"]
+    again = app.token_service.fetch(UUID(integration_id), "test")
+    assert again["access_token"] == first["access_token"]
+    assert secret_manager.calls["AccessSecretVersion"] == reads, "the hot path does not call Secret Manager"
+    expire(app, integration_id)
+    fresh = app.token_service.fetch(UUID(integration_id), "test")
+    assert fresh["access_token"] != first["access_token"]
+    assert refresh_grants(provider)["success"] == 1
+    assert "refresh_token" not in fresh
+
+
+@pytest.mark.parametrize("step", ["after_secret_write", "after_row_update"])
+def test_a_worker_killed_after_a_step_loses_nothing(app, provider, env, step):
+    integration_id = connect(app, provider)
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.support.refresh_worker", integration_id, step],
+        env={**os.environ, **env}, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert killed.returncode == 3, killed.stderr.decode()[-2000:]
+    with app.engine.begin() as conn:  # the dead worker's lease lapses
+        conn.execute(update(IntegrationRow).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+    for _ in range(2):  # the next attempts recover, and the token after them is good too
+        assert app.refresher.refresh(UUID(integration_id), force=True).outcome == "refreshed"
+    assert refresh_grants(provider)["errors"] == {}
+    row = app.refresh_store.get(UUID(integration_id))
+    assert app.secret_store.enabled_versions(row.secret_ref) == [row.secret_version]
+
+
+def test_a_worker_killed_between_the_provider_and_the_secret_write_is_detected_not_silent(app, provider, env):
+    integration_id = connect(app, provider)
+    subprocess.run(
+        [sys.executable, "-m", "tests.support.refresh_worker", integration_id, "after_provider"],
+        env={**os.environ, **env}, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    with app.engine.begin() as conn:
+        conn.execute(update(IntegrationRow).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+    # The rotated token existed only in the dead process: a strict provider refuses the old one.
+    assert app.refresher.refresh(UUID(integration_id), force=True).outcome == "reauth_required"
+    with pytest.raises(Conflict) as caught:
+        app.token_service.fetch(UUID(integration_id), "test")
+    assert caught.value.code == "reauth_required"
+
+
+def test_a_failing_secret_write_is_retried_so_the_rotated_token_survives(app, provider, secret_manager):
+    import grpc
+
+    integration_id = UUID(connect(app, provider))
+    secret_manager.fail_next("AddSecretVersion", grpc.StatusCode.INTERNAL)
+    assert app.refresher.refresh(integration_id, force=True).outcome == "refreshed"
+    assert app.refresher.refresh(integration_id, force=True).outcome == "refreshed"
+
+
+def test_invalid_grant_means_reauth_and_no_more_calls(app, provider):
+    integration_id = UUID(connect(app, provider))
+    provider.fail_token("invalid_grant")
+    assert app.refresher.refresh(integration_id, force=True).outcome == "reauth_required"
+    calls = provider.stats()["token_requests"]
+    for _ in range(3):
+        with pytest.raises(Conflict, match="connected again"):
+            app.token_service.fetch(integration_id, "test", force=True)
+    assert provider.stats()["token_requests"] == calls
+    row = app.refresh_store.get(integration_id)
+    assert (row.status, row.last_refresh_error) == ("reauth_required", "invalid_grant")
+
+
+def test_server_errors_back_off_without_a_storm(env, provider, monkeypatch):
+    clock = FixedClock(datetime.now(UTC))
+    with in_process_broker(env, monkeypatch, clock=clock) as app:
+        integration_id = UUID(connect(app, provider))
+        provider.fail_token("500", count=10_000)
+        expire(app, str(integration_id))
+        calls_before = provider.stats()["token_requests"]
+        retry_afters = []
+        for _ in range(120):  # two hours of a caller asking every minute
+            with pytest.raises(DependencyUnavailable) as caught:
+                app.token_service.fetch(integration_id, "test")
+            retry_afters.append(int(caught.value.details["retry_after"]))
+            clock.advance(minutes=1)
+        calls = provider.stats()["token_requests"] - calls_before
+        row = app.refresh_store.get(integration_id)
+    assert min(retry_afters) >= 1
+    assert calls <= 10, f"{calls} provider calls in 2 h: backoff must bound them"
+    assert row is not None
+    assert row.consecutive_failures == calls
+
+
+def test_a_transient_failure_still_serves_a_token_that_is_valid(app, provider):
+    integration_id = UUID(connect(app, provider))
+    with app.engine.begin() as conn:  # inside the refresh margin, not yet expired
+        soon = datetime.now(UTC) + timedelta(seconds=60)
+        conn.execute(update(IntegrationRow).values(token_expires_at=soon))
+    stored = app.token_service._token(app.refresh_store.get(integration_id))["access_token"]
+    provider.fail_token("500")
+    assert app.token_service.fetch(integration_id, "test")["access_token"] == stored
+
+
+def test_the_refresh_token_never_leaves(app, provider, caplog):
+    caplog.set_level("DEBUG")
+    integration_id = UUID(connect(app, provider))
+    app.refresher.refresh(integration_id, force=True)
+    row = app.refresh_store.get(integration_id)
+    refresh_token = json.loads(app.secret_store.read(row.secret_ref, row.secret_version))["refresh_token"]
+    view = app.token_service.fetch(integration_id, "test", force=True)
+    assert refresh_token not in json.dumps(view)
+    assert refresh_token not in caplog.text
+    assert dataclasses.asdict(row)["access_token_ciphertext"] is not None

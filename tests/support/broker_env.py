@@ -1,0 +1,79 @@
+"""A broker wired to real parts for integration tests: PostgreSQL, the local Secret Manager, oidc-provider."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from shared.bootstrap import Container
+from shared.config import load_settings
+from tests.fakes.secret_manager_server import LocalSecretManager
+from tests.support.oidc_provider import OidcProvider
+
+CLIENT_ID = "broker"
+CLIENT_SECRET = "broker-test-secret-value"
+PROJECT = "refresh-test"
+DATA_KEY = base64.b64encode(b"r" * 32).decode()
+BASE = "http://127.0.0.1:9"  # the callback is never requested: tests hand its query to the flow directly
+
+
+def provider_file(directory: Path, issuer: str, *, provider_id: str = "oidc-test", lifetime: int = 3600) -> Path:
+    path = directory / "providers.yaml"
+    path.write_text(
+        "providers:\n"
+        f"  {provider_id}:\n    display_name: OIDC test server\n    auth_mode: oauth2\n"
+        f"    issuer: {issuer}\n    scopes: [openid, email]\n    refresh_token_rotates: true\n"
+        f"    default_token_lifetime: {lifetime}\n    refresh_margin: 120\n"
+        "    identity: {source: id_token, subject: sub, email: email}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def broker_env(database_url: str, sm: LocalSecretManager, providers: Path, **extra: str) -> dict[str, str]:
+    """The environment a broker process (or in-process settings) needs to run against the test servers."""
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_BACKEND": "gcp",
+        "GCP_PROJECT": PROJECT,
+        "SECRET_MANAGER_ENDPOINT": sm.grpc_endpoint,
+        "DATA_KEYS": f"1:{DATA_KEY}",
+        "PROVIDERS_FILE": str(providers),
+        "OIDC_TEST_CLIENT_ID": CLIENT_ID,
+        "OIDC_TEST_CLIENT_SECRET": CLIENT_SECRET,
+        "PUBLIC_BASE_URL": BASE,
+        "ALLOWED_RETURN_URLS": f"{BASE}/app/",
+        "PROVIDER_TIMEOUT": "2",
+        **extra,
+    }
+
+
+@contextmanager
+def in_process_broker(env: dict[str, str], monkeypatch: Any, **components: Any) -> Iterator[Container]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = Container(load_settings(), **components)
+    try:
+        yield app
+    finally:
+        app.engine.dispose()
+
+
+def connect(app: Container, provider: OidcProvider, entity: str = "entity-1", provider_id: str = "oidc-test") -> str:
+    """Run the real connect flow in process (the browser played by a cookie jar); return the integration id."""
+    from shared.services.connect import StartRequest
+
+    started = app.connect_flow.start(entity, StartRequest(provider_id))
+    with requests.Session() as browser:
+        callback = provider.follow_to_callback(started.authorization_url, BASE + "/oauth/callback", browser)
+    params = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
+    location = app.connect_flow.complete(params, {started.cookie_name: started.binding or ""})
+    query = parse_qs(urlsplit(location).query)
+    assert query.get("status") == ["connected"], location
+    return query["integration_id"][0]
