@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,7 @@ class DemoAuthServer:
     access: dict[str, _Tokens] = field(default_factory=dict)
     refresh: dict[str, _Tokens] = field(default_factory=dict)
     grants: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check_authorization(self, params: dict[str, str]) -> None:
         """Errors here are shown on the page: the redirect URI is not trusted until the client is known."""
@@ -91,6 +93,10 @@ class DemoAuthServer:
         return str(add_params_to_uri(params["redirect_uri"], [*reply, ("state", params.get("state", ""))]))
 
     def token(self, form: dict[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
+        with self._lock:  # served by a threaded server: a used refresh token must be rejected, exactly once
+            return self._token(form, basic)
+
+    def _token(self, form: dict[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
         client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
         if client_id != self.client_id or not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
             raise DemoOAuthError("invalid_client", "client authentication failed", 401)

@@ -1,0 +1,101 @@
+"""Two refresh jobs at once over 500 due integrations: each integration is refreshed exactly once.
+
+The provider is the project's own demo authorization server (rotating refresh tokens, a used one is rejected)
+served over HTTP in this process, so 500 grants can be minted directly; the jobs run in two functions-framework
+processes against one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import flask
+import pytest
+import requests
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from shared.adapters.orm import IntegrationRow
+from shared.domain.clock import SystemClock
+from shared.domain.models import CredentialType, Integration, Status, secret_id_for
+from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoAuthServer
+from shared.local.demo_routes import demo_blueprint
+from shared.services.credentials import ACCESS_TOKEN_PURPOSE, master_secret_payload
+from tests.support.broker_env import DATA_KEY, in_process_broker
+from tests.support.postgres import free_port
+from tests.support.processes import serving_function
+
+COUNT = 500
+
+
+@pytest.fixture
+def demo_provider() -> Iterator[tuple[DemoAuthServer, str]]:
+    server = DemoAuthServer(SystemClock())
+    app = flask.Flask("demo-provider")
+    app.register_blueprint(demo_blueprint(server))
+    port = free_port()
+    http = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield server, f"http://127.0.0.1:{port}"
+    http.shutdown()
+
+
+def test_two_jobs_at_once_refresh_each_integration_exactly_once(pg_url, demo_provider, tmp_path: Path, monkeypatch):
+    server, base = demo_provider
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        "providers:\n  remote-demo:\n    display_name: Remote demo\n    auth_mode: oauth2\n"
+        f"    authorization_url: {base}/demo/oauth/authorize\n    token_url: {base}/demo/oauth/token\n"
+        "    refresh_token_rotates: true\n",
+        encoding="utf-8",
+    )
+    env = {
+        "DATABASE_URL": pg_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}",
+        "PROVIDERS_FILE": str(providers), "REMOTE_DEMO_CLIENT_ID": DEMO_CLIENT_ID,
+        "REMOTE_DEMO_CLIENT_SECRET": DEMO_CLIENT_SECRET, "REFRESH_CONCURRENCY": "8", "REFRESH_BATCH_SIZE": "25",
+    }  # fmt: skip
+    with in_process_broker(env, monkeypatch) as app:
+        now = datetime.now(UTC)
+
+        def seed(i: int) -> None:
+            integration_id = uuid4()
+            tokens = server._issue(f"user{i}", "profile")
+            ref = secret_id_for(app.settings.secret_prefix, integration_id)
+            version = app.secret_store.add_version(ref, master_secret_payload(tokens["refresh_token"]), {})
+            sealed, key_version = app.keyring.seal(
+                tokens["access_token"].encode(), purpose=ACCESS_TOKEN_PURPOSE, record=str(integration_id)
+            )
+            app.integrations.add(Integration(
+                id=integration_id, entity_id=f"entity-{i}", provider="remote-demo", credential_type=CredentialType.OAUTH2,
+                status=Status.ACTIVE, created_at=now, updated_at=now, account_subject=f"user{i}", secret_ref=ref,
+                secret_version=version, token_expires_at=now + timedelta(seconds=60), access_token_ciphertext=sealed,
+                access_token_key_version=key_version, last_refreshed_at=now - timedelta(hours=1),
+            ))  # fmt: skip
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(seed, range(COUNT)))
+
+        with serving_function("token_refresh", env) as one, serving_function("token_refresh", env) as two:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                runs = list(pool.map(lambda url: requests.post(f"{url}/refresh", timeout=300), [one, two]))
+            logs = one.output() + two.output()
+        counts = [run.json() for run in runs]
+        with app.engine.connect() as conn:
+            versions = dict(
+                conn.execute(
+                    select(IntegrationRow.credential_version, func.count()).group_by(IntegrationRow.credential_version)
+                ).all()
+            )
+    assert [run.status_code for run in runs] == [200, 200]
+    assert sum(c["claimed"] for c in counts) == COUNT, counts
+    assert sum(c["refreshed"] for c in counts) == COUNT, counts
+    assert all(c["claimed"] > 0 for c in counts), f"both jobs worked: {counts}"
+    assert server.grants["refresh_token"] == COUNT, "one grant per integration, no duplicate and no reuse"
+    assert versions == {1: COUNT}, "every row was written exactly once"
+    assert not any(t.refresh_token in logs for t in list(server.refresh.values())[:20])
