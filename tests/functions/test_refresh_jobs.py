@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import flask
 import pytest
@@ -22,13 +21,12 @@ from werkzeug.serving import make_server
 
 from shared.adapters.orm import IntegrationRow
 from shared.domain.clock import SystemClock
-from shared.domain.models import CredentialType, Integration, Status, secret_id_for
 from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoAuthServer
 from shared.local.demo_routes import demo_blueprint
-from shared.services.credentials import ACCESS_TOKEN_PURPOSE, master_secret_payload
 from tests.support.broker_env import DATA_KEY, in_process_broker
 from tests.support.postgres import free_port
 from tests.support.processes import serving_function
+from tests.support.seed import seed_integration
 
 COUNT = 500
 
@@ -64,19 +62,12 @@ def test_two_jobs_at_once_refresh_each_integration_exactly_once(pg_url, demo_pro
         now = datetime.now(UTC)
 
         def seed(i: int) -> None:
-            integration_id = uuid4()
             tokens = server._issue(f"user{i}", "profile")
-            ref = secret_id_for(app.settings.secret_prefix, integration_id)
-            version = app.secret_store.add_version(ref, master_secret_payload(tokens["refresh_token"]), {})
-            sealed, key_version = app.keyring.seal(
-                tokens["access_token"].encode(), purpose=ACCESS_TOKEN_PURPOSE, record=str(integration_id)
-            )
-            app.integrations.add(Integration(
-                id=integration_id, entity_id=f"entity-{i}", provider="remote-demo", credential_type=CredentialType.OAUTH2,
-                status=Status.ACTIVE, created_at=now, updated_at=now, account_subject=f"user{i}", secret_ref=ref,
-                secret_version=version, token_expires_at=now + timedelta(seconds=60), access_token_ciphertext=sealed,
-                access_token_key_version=key_version, last_refreshed_at=now - timedelta(hours=1),
-            ))  # fmt: skip
+            seed_integration(
+                app, "remote-demo", f"entity-{i}", refresh_token=tokens["refresh_token"],
+                access_token=tokens["access_token"], expires_at=now + timedelta(seconds=60),
+                refreshed_at=now - timedelta(hours=1),
+            )  # fmt: skip
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(seed, range(COUNT)))
