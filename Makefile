@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit setup migrate clean postgres-bin
+.PHONY: run test lint typecheck unit setup migrate clean postgres-bin bench
 
 setup: $(STAMP)
 
@@ -62,5 +62,24 @@ $(NODE_STAMP): $(OAUTH_SERVER)/package-lock.json
 unit: setup
 	$(BIN)/pytest tests/unit
 
+# Schemathesis against `broker serve` (tests/bin/check-api), in its own virtualenv: its pytest plugin would slow
+# every start of the main suite.
+API_VENV := .venv-api
+API_STAMP := $(API_VENV)/.installed
+
+.PHONY: check-api
+check-api: setup $(API_STAMP)
+	API_VENV=$(API_VENV) bash tests/bin/check-api
+
+$(API_STAMP):
+	@test -x $(API_VENV)/bin/python || $(PYTHON) -m venv $(API_VENV)
+	$(API_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(API_VENV)/bin/python -m pip install --quiet 'schemathesis>=4.32,<5'
+	@touch $@
+
 clean:
 	rm -rf $(VENV) .broker .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks: figures are ratios against a floor measured in the same run (README "Benchmarks").
+bench: setup postgres-bin
+	$(BIN)/python -m tests.bench.run

@@ -29,10 +29,11 @@ def master_secret_payload(refresh_token: str) -> bytes:
     return json.dumps({"refresh_token": refresh_token}).encode()
 
 
-def destroy_superseded(secrets: SecretStore, secret_ref: str, keep: int) -> None:
-    """Destroy every version below `keep`. Best effort: a failure leaves them for the next write to clean."""
+def destroy_superseded(secrets: SecretStore, secret_ref: str, keep: int, known: list[int] | None = None) -> None:
+    """Destroy every enabled version below `keep` (`known`: the enabled versions, when the caller just listed
+    them). Best effort: a failure leaves them for the next write to clean."""
     try:
-        for version in secrets.enabled_versions(secret_ref):
+        for version in secrets.enabled_versions(secret_ref) if known is None else known:
             if version < keep:
                 secrets.destroy_version(secret_ref, version)
     except Exception:  # noqa: BLE001 - cleanup must not fail a write that has already landed

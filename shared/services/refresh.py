@@ -85,10 +85,8 @@ class Refresher:
             client = self.settings.provider_credentials(provider.id)
             if client is None:
                 raise ProviderError("provider not configured", oauth_error="provider_not_configured", transient=True)
-            used = max(
-                [v for v in self.secrets.enabled_versions(integration.secret_ref) if v >= integration.secret_version],
-                default=integration.secret_version,
-            )
+            enabled = self.secrets.enabled_versions(integration.secret_ref)
+            used = max([v for v in enabled if v >= integration.secret_version], default=integration.secret_version)
             refresh_token = json.loads(self.secrets.read(integration.secret_ref, used))["refresh_token"]
             request = oauth.token_request(provider, client, oauth.refresh_grant(refresh_token))
             tokens = self.token_endpoint.exchange(request, provider, self.clock.now())
@@ -104,7 +102,7 @@ class Refresher:
             labels = {"entity": integration.entity_id, "provider": integration.provider}
             version = self._add_version(integration.secret_ref, master_secret_payload(tokens.refresh_token), labels)
         self.step("after_secret_write")
-        return self._store(integration, owner, tokens, version, reason)
+        return self._store(integration, owner, tokens, version, reason, enabled)
 
     @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
     def _add_version(self, secret_ref: str, payload: bytes, labels: dict[str, str]) -> int:
@@ -112,7 +110,13 @@ class Refresher:
         return self.secrets.add_version(secret_ref, payload, labels)
 
     def _store(
-        self, integration: Integration, owner: str, tokens: oauth.TokenSet, version: int, reason: str
+        self,
+        integration: Integration,
+        owner: str,
+        tokens: oauth.TokenSet,
+        version: int,
+        reason: str,
+        enabled: list[int],
     ) -> RefreshResult:
         now = self.clock.now()
         sealed, key_version = self.keyring.seal(
@@ -140,7 +144,7 @@ class Refresher:
             return RefreshResult("fenced", None, "newer_credentials")
         self.step("after_row_update")
         assert integration.secret_ref is not None
-        destroy_superseded(self.secrets, integration.secret_ref, version)
+        destroy_superseded(self.secrets, integration.secret_ref, version, known=enabled)
         return RefreshResult("refreshed", stored, reason)
 
     def _failed(self, integration: Integration, owner: str, error: ProviderError) -> RefreshResult:
