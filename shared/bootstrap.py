@@ -26,6 +26,7 @@ from shared.domain.ports import (
     RefreshStore,
     SecretStore,
 )
+from shared.logs import configure_logging
 from shared.providers.catalog import Catalog, load_catalog
 
 if TYPE_CHECKING:
@@ -226,5 +227,7 @@ def container() -> Container:
     if _container is None:
         with _lock:
             if _container is None:
-                _container = Container(get_settings())
+                settings = get_settings()
+                configure_logging(settings)  # once per instance, with the container
+                _container = Container(settings)
     return _container

@@ -1,14 +1,14 @@
-"""`broker`: the project's command line (migrate, serve)."""
+"""`broker`: the project's command line (migrate, serve, scheduler)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 from shared.config import get_settings
 from shared.errors import ConfigurationError
+from shared.logs import configure_logging
 
 TRY_NEXT = """
 Integrations broker (local, embedded defaults) on {base}
@@ -18,6 +18,7 @@ Integrations broker (local, embedded defaults) on {base}
              curl {base}/ready
   connect:   curl -s -X POST {base}/oauth/start -H 'X-Entity-Id: user-1' -H 'Content-Type: application/json' \\
                   -d '{{"provider": "demo"}}'
+  list:      curl -s {base}/integrations -H 'X-Entity-Id: user-1'    (API contract: {base}/openapi.json)
   demo:      the `demo` provider's OAuth server runs at {base}/demo/oauth/ (client {client})
 Stop with Ctrl-C.
 """
@@ -30,13 +31,18 @@ def _settings_for_local_run() -> None:
     os.environ.setdefault("DEMO_CLIENT_SECRET", DEMO_CLIENT_SECRET)
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     from shared.adapters import schema
     from shared.bootstrap import container
 
     engine = container().engine
     schema.upgrade(engine)
     print(f"database at revision {schema.current_revision(engine)}")
+    if args.grant_to:
+        from shared.ops import grant_app_privileges
+
+        granted = grant_app_privileges(engine, args.grant_to)
+        print(f"granted the application's privileges to {', '.join(granted) or 'nobody (not PostgreSQL)'}")
     return 0
 
 
@@ -59,19 +65,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from google.api_core import exceptions
+
+    from shared.ops import build_scheduler_client, job_name, scheduler_job
+
+    name = job_name(args.job, args.project or get_settings().gcp_project, args.location)
+    try:
+        status = scheduler_job(build_scheduler_client(args.endpoint), args.action, name)
+    except exceptions.GoogleAPICallError as exc:
+        print(f"broker: scheduler {args.action} {name}: {exc.message}", file=sys.stderr)
+        return 1
+    if args.action == "run":
+        print("run dispatched: `broker scheduler status` shows its result once it has finished")
+    print("\n".join(status.lines()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="broker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument(
+        "--grant-to", action="append", default=[], metavar="DB_USER",
+        help="then let this database user read and write the tables (repeat; PostgreSQL)",
+    )  # fmt: skip
+    migrate.set_defaults(run=cmd_migrate)
     serve = commands.add_parser("serve", help="serve every function locally at one address")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8080")
     serve.set_defaults(run=cmd_serve)
+    scheduler = commands.add_parser("scheduler", help="the refresh job in Cloud Scheduler: status, run, pause, resume")
+    scheduler.add_argument("action", choices=["status", "run", "pause", "resume"])
+    scheduler.add_argument("--job", required=True, help="the full name (terraform output refresh_job) or an id")
+    scheduler.add_argument("--project", default=None, help="with a job id: the project (default: $GCP_PROJECT)")
+    scheduler.add_argument("--location", default=None, help="with a job id: the region")
+    scheduler.add_argument("--endpoint", default=None, help=argparse.SUPPRESS)  # a local Cloud Scheduler (tests)
+    scheduler.set_defaults(run=cmd_scheduler)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             _settings_for_local_run()
-        logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        configure_logging(get_settings())
         return int(args.run(args))
     except ConfigurationError as exc:
         print(f"broker: {exc.message}", file=sys.stderr)

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     environment: Literal["development", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     database_url: str | None = None
     instance_connection_name: str | None = None
@@ -138,7 +139,7 @@ class Settings(BaseSettings):
     @field_validator("auth_issuer", "auth_jwks_url")
     @classmethod
     def _auth_urls(cls, value: str | None) -> str | None:
-        if value is None:
+        if not value:  # unset, or set empty (terraform passes "" for "use the default")
             return None
         problem = check_url(value)
         if problem:

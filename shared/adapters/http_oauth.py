@@ -8,7 +8,8 @@ from typing import Any
 
 import requests
 
-from shared.domain.oauth import TokenRequest, TokenSet, parse_token_reply
+from shared.domain.oauth import TokenRequest, TokenSet, parse_body, parse_token_reply
+from shared.domain.revocation import RevocationRequest
 from shared.errors import ProviderError
 from shared.providers.catalog import Provider
 
@@ -79,3 +80,23 @@ class HttpTokenEndpoint:
         if not isinstance(document, dict):
             raise ProviderError(f"{what} did not answer a JSON object", oauth_error="discovery_failed", transient=False)
         return document
+
+    def revoke(self, request: RevocationRequest) -> None:
+        """Send a revocation request; ProviderError (transient or not) unless the provider answers 2xx.
+
+        RFC 7009 answers 200 for a token that is already invalid too, so a repeated revocation succeeds."""
+        response = self._send(
+            request.method, request.url, "revocation endpoint", headers=request.headers, auth=request.basic_auth,
+            data=request.form, json=request.json_body,
+        )  # fmt: skip
+        if 200 <= response.status_code < 300:
+            return
+        transient = response.status_code == 429 or response.status_code >= 500
+        error = parse_body(response.text).get("error")
+        code = error[:64] if isinstance(error, str) and error.isascii() and error.isprintable() else None
+        raise ProviderError(
+            f"revocation endpoint answered HTTP {response.status_code}" + (f" ({code})" if code else ""),
+            oauth_error=code or f"http_{response.status_code}",
+            transient=transient,
+            retry_after=_retry_after(response),
+        )

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shared.domain.models import AuditEvent, Integration, OAuthState
+from shared.domain.models import AuditEvent, Integration, OAuthState, Status
 from shared.domain.oauth import TokenRequest, TokenSet
+from shared.domain.revocation import RevocationRequest
 from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound
 from shared.providers.catalog import Provider
 
@@ -151,3 +152,69 @@ class StaticDirectory:
 
     def verify_id_token(self, provider: Provider, id_token: str, client_id: str) -> dict[str, Any]:
         return dict(self.claims)
+
+
+class MemoryIntegrationAdmin:
+    """The integrations API's port over a MemoryIntegrations' rows (one store, as in the database)."""
+
+    def __init__(self, integrations: MemoryIntegrations, clock: Any) -> None:
+        self.store = integrations
+        self.clock = clock
+
+    def list_page(
+        self, entity_id: str, *, provider: str | None, status: str | None, after: Any, limit: int
+    ) -> list[Integration]:
+        rows = sorted(
+            (r for r in self.store.rows.values() if r.entity_id == entity_id),
+            key=lambda r: (r.created_at, str(r.id)),
+        )
+        rows = [r for r in rows if provider is None or r.provider == provider]
+        rows = [r for r in rows if status is None or r.status.value == status]
+        if after is not None:
+            rows = [r for r in rows if (r.created_at, str(r.id)) > (after.created_at, str(after.id))]
+        return [dataclasses.replace(r) for r in rows[:limit]]
+
+    def update(
+        self,
+        integration_id: UUID,
+        entity_id: str,
+        values: Mapping[str, Any],
+        events: Sequence[AuditEvent] = (),
+        *,
+        when_status: Any = None,
+        fence: bool = False,
+    ) -> Integration | None:
+        self.store._maybe_fail()
+        row = self.store.get(integration_id, entity_id)
+        if row is None or (when_status is not None and row.status.value not in when_status):
+            return None
+        changes = dict(values)
+        if "status" in changes:
+            changes["status"] = Status(changes["status"])
+        updated = dataclasses.replace(row, **changes, updated_at=self.clock.now())
+        if fence:
+            updated.credential_version += 1
+        self.store.rows[integration_id] = updated
+        self.store.events.extend(events)
+        return dataclasses.replace(updated)
+
+    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
+        self.store._maybe_fail()
+        if self.store.get(integration_id, entity_id) is None:
+            return False
+        del self.store.rows[integration_id]
+        self.store.events.extend(events)
+        return True
+
+
+class RecordingRevoker:
+    """Records revocation requests; answers with the next queued error, else success."""
+
+    def __init__(self) -> None:
+        self.requests: list[RevocationRequest] = []
+        self.errors: list[Exception] = []
+
+    def revoke(self, request: RevocationRequest) -> None:
+        self.requests.append(request)
+        if self.errors:
+            raise self.errors.pop(0)

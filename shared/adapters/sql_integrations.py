@@ -1,0 +1,78 @@
+"""The integrations API's SQL: entity-scoped listing with cursor pagination, metadata updates, removal."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, delete, select, tuple_, update
+
+from shared.adapters.orm import IntegrationRow
+from shared.adapters.sql_repositories import _write_events, to_integration
+from shared.domain.models import AuditEvent, Integration
+from shared.domain.pagination import Cursor
+from shared.domain.ports import Clock
+
+# What the API may change; the credential and refresh columns belong to the connect flow and the refresh engine.
+UPDATABLE = frozenset({"label", "config", "status", "last_sync_at", "lease_owner", "lease_until"})
+
+
+class SqlIntegrationAdmin:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def list_page(
+        self, entity_id: str, *, provider: str | None, status: str | None, after: Cursor | None, limit: int
+    ) -> list[Integration]:
+        # Served by ix_entity_integrations_entity_list (entity_id, created_at, id): a range scan from the cursor.
+        query = select(IntegrationRow).where(IntegrationRow.entity_id == entity_id)
+        if provider is not None:
+            query = query.where(IntegrationRow.provider == provider)
+        if status is not None:
+            query = query.where(IntegrationRow.status == status)
+        if after is not None:
+            query = query.where(tuple_(IntegrationRow.created_at, IntegrationRow.id) > (after.created_at, after.id))
+        query = query.order_by(IntegrationRow.created_at, IntegrationRow.id).limit(limit)
+        with self._engine.connect() as conn:
+            return [to_integration(row) for row in conn.execute(query)]
+
+    def update(
+        self,
+        integration_id: UUID,
+        entity_id: str,
+        values: Mapping[str, Any],
+        events: Sequence[AuditEvent] = (),
+        *,
+        when_status: Collection[str] | None = None,
+        fence: bool = False,
+    ) -> Integration | None:
+        unknown = set(values) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not an API-updatable column: {', '.join(sorted(unknown))}")
+        now = self._clock.now()
+        changes: dict[str, Any] = {**values, "updated_at": now}
+        if fence:
+            changes["credential_version"] = IntegrationRow.credential_version + 1
+        statement = update(IntegrationRow).where(
+            IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id
+        )
+        if when_status is not None:
+            statement = statement.where(IntegrationRow.status.in_(list(when_status)))
+        with self._engine.begin() as conn:
+            row = conn.execute(statement.values(**changes).returning(IntegrationRow)).one_or_none()
+            if row is None:
+                return None
+            _write_events(conn, events, now)
+        return to_integration(row)
+
+    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
+        statement = delete(IntegrationRow).where(
+            IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id
+        )
+        with self._engine.begin() as conn:
+            removed = conn.execute(statement).rowcount > 0
+            if removed:
+                _write_events(conn, events, self._clock.now())
+        return removed

@@ -1,0 +1,1 @@
+"""HTTP surface of functions that serve several routes: a tiny path router, handlers, public views."""

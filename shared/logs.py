@@ -1,0 +1,88 @@
+"""Logging, configured once per process: Cloud Logging's structured JSON in production, readable text locally.
+
+JSON lines carry `severity`, `message`, `logging.googleapis.com/trace` (from `traceparent` or
+`X-Cloud-Trace-Context`, as `projects/<GCP_PROJECT>/traces/<id>`) and the request (`httpRequest`), which Cloud
+Logging reads from stdout/stderr on Cloud Run. The request URL is logged without its query: the callback's query
+holds the authorization code and the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import IO, Any
+
+from shared.config import Settings
+
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
+
+_lock = threading.Lock()
+_installed: logging.Handler | None = None
+
+
+def wants_json(settings: Settings) -> bool:
+    """LOG_FORMAT decides; `auto` means JSON in production and text everywhere else."""
+    if settings.log_format == "auto":
+        return settings.is_production
+    return settings.log_format == "json"
+
+
+def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> logging.Handler:
+    """Install the root handler for `settings`, replacing the one a previous call installed (idempotent)."""
+    global _installed
+    handler = structured_handler(settings.gcp_project, stream) if wants_json(settings) else text_handler(stream)
+    root = logging.getLogger()
+    with _lock:
+        if _installed is not None:
+            root.removeHandler(_installed)
+        root.addHandler(handler)
+        root.setLevel(settings.log_level)
+        _installed = handler
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    return handler
+
+
+def text_handler(stream: IO[str] | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def structured_handler(project: str | None, stream: IO[str] | None = None) -> logging.Handler:
+    # Imported here: google-cloud-logging costs import time that local runs and tests need not pay.
+    from google.cloud.logging_v2.handlers import StructuredLogHandler
+
+    handler = StructuredLogHandler(project_id=project, stream=stream or sys.stderr)  # type: ignore[no-untyped-call]
+    # Runs before the library's own filter, which would otherwise log the full request URL, query included.
+    handler.filters.insert(0, RequestWithoutQuery())
+    return handler
+
+
+class RequestWithoutQuery(logging.Filter):
+    """Attach the current request (method, URL without its query, user agent, protocol) to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "http_request"):
+            request = _current_request()
+            if request is not None:
+                record.http_request = request
+        return True
+
+
+def _current_request() -> dict[str, Any] | None:
+    try:
+        import flask
+    except ImportError:  # pragma: no cover - flask comes with functions-framework
+        return None
+    if not flask.has_request_context():
+        return None
+    request = flask.request
+    return {
+        "requestMethod": request.method,
+        "requestUrl": request.base_url,  # scheme, host and path: never the query string
+        "userAgent": request.user_agent.string,
+        "protocol": request.environ.get("SERVER_PROTOCOL"),
+    }
