@@ -33,6 +33,7 @@ typecheck: setup
 
 test: setup postgres-bin node-deps lint typecheck
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory check-api
 
 # The OAuth test server (tests/oauth_server, npm `oidc-provider`): `npm ci` again only when the lock file is newer
 # than what node_modules was installed from. Node.js >= 20 is needed; as root on Debian it is installed with apt.

@@ -87,16 +87,22 @@ class TokenRequest:
         return f"TokenRequest(url={self.url!r}, grant_type={self.data.get('grant_type')!r})"
 
 
+def client_authentication(
+    provider: Provider, client: ClientCredentials, data: dict[str, str]
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """RFC 6749 §2.3.1 as the catalog says: HTTP Basic (the default), or the pair in the body (`client_secret_post`).
+    Used at the token and the revocation endpoints. Returns the body and the Basic pair, if any."""
+    if provider.token_auth_method == "client_secret_basic" and client.client_secret is not None:
+        return data, (client.client_id, client.client_secret)
+    data = {**data, "client_id": client.client_id}
+    if client.client_secret is not None:
+        data["client_secret"] = client.client_secret
+    return data, None
+
+
 def token_request(provider: Provider, client: ClientCredentials, grant: dict[str, str]) -> TokenRequest:
     assert provider.token_url is not None
-    data = {**provider.token_params, **grant}
-    basic = None
-    if provider.token_auth_method == "client_secret_basic" and client.client_secret is not None:
-        basic = (client.client_id, client.client_secret)
-    else:
-        data["client_id"] = client.client_id
-        if client.client_secret is not None:
-            data["client_secret"] = client.client_secret
+    data, basic = client_authentication(provider, client, {**provider.token_params, **grant})
     headers = {"Accept": "application/json", **provider.request_headers}
     return TokenRequest(provider.token_url, data, headers, basic, provider.token_request_encoding == "json")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.domain.models import ClientCredentials
+from shared.domain.oauth import client_authentication
 from shared.providers.catalog import Provider
 
 TokenHint = Literal["refresh_token", "access_token"]
@@ -56,14 +57,7 @@ def rfc7009(provider: Provider, client: ClientCredentials, tokens: Tokens) -> Re
     token = tokens.refresh_token or tokens.access_token
     if token is None:
         return None
-    data = {"token": token, "token_type_hint": hint}
-    basic = None
-    if provider.token_auth_method == "client_secret_basic" and client.client_secret is not None:
-        basic = (client.client_id, client.client_secret)
-    else:
-        data["client_id"] = client.client_id
-        if client.client_secret is not None:
-            data["client_secret"] = client.client_secret
+    data, basic = client_authentication(provider, client, {"token": token, "token_type_hint": hint})
     headers = {"Accept": "application/json", **provider.request_headers}
     if provider.token_request_encoding == "json":
         return RevocationRequest("POST", provider.revocation_url, headers, basic, json_body=data, token_type_hint=hint)
