@@ -31,7 +31,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup postgres-bin node-deps lint typecheck
+test: setup postgres-bin node-deps lint typecheck check-infra
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory check-api
 

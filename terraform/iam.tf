@@ -1,0 +1,187 @@
+# Identities and what each may do. One service account per workload; every grant is the least the code needs.
+# Nobody is granted roles/secretmanager.admin (or any basic role) on the project.
+
+resource "google_service_account" "function" {
+  for_each = local.functions
+
+  account_id   = local.service_name[each.key]
+  display_name = "Integrations broker: ${each.key} function"
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "migrate" {
+  account_id   = "${var.name}-migrate"
+  display_name = "Integrations broker: migration job (owns the database schema)"
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.name}-scheduler"
+  display_name = "Integrations broker: Cloud Scheduler identity that invokes token_refresh"
+  depends_on   = [google_project_service.enabled]
+}
+
+resource "google_service_account" "build" {
+  account_id   = "${var.name}-build"
+  display_name = "Integrations broker: Cloud Build (build, push, migrate, deploy)"
+  depends_on   = [google_project_service.enabled]
+}
+
+# --- Cloud SQL: connect through the connector and log in as the IAM database user --------------------------
+
+locals {
+  database_clients = merge(
+    { for fn, sa in google_service_account.function : fn => sa.email },
+    { migrate = google_service_account.migrate.email },
+  )
+  database_grants = {
+    for pair in setproduct(keys(local.database_clients), ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]) :
+    "${pair[0]}-${pair[1]}" => { email = local.database_clients[pair[0]], role = pair[1] }
+  }
+}
+
+resource "google_project_iam_member" "database" {
+  for_each = local.database_grants
+
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${each.value.email}"
+}
+
+# --- Integration secrets (SECRET_BACKEND=gcp): created at run time, so granted at project level, limited by an
+# IAM condition to names under the prefix. Secret names carry the project NUMBER: a condition written with the
+# project id would silently never match.
+
+locals {
+  role_prefix = replace(var.name, "-", "_")
+  integration_secret_roles = {
+    reader = {
+      title       = "Read integration secrets"
+      permissions = ["secretmanager.versions.access", "secretmanager.versions.list"]
+    }
+    writer = {
+      title = "Create, add to and destroy integration secrets"
+      permissions = [
+        "secretmanager.secrets.create",
+        "secretmanager.secrets.delete",
+        "secretmanager.versions.add",
+        "secretmanager.versions.destroy",
+        "secretmanager.versions.list",
+      ]
+    }
+    rotator = {
+      title = "Add and destroy versions of integration secrets"
+      permissions = [
+        "secretmanager.versions.add",
+        "secretmanager.versions.destroy",
+        "secretmanager.versions.list",
+      ]
+    }
+  }
+  # callback & integrations create/add/destroy; token_fetch only reads; the refresh job reads, adds and destroys.
+  integration_secret_access = {
+    oauth_callback = ["writer"]
+    integrations   = ["writer", "reader"]
+    token_fetch    = ["reader"]
+    token_refresh  = ["reader", "rotator"]
+  }
+  integration_secret_grants = {
+    for pair in flatten([for fn, roles in local.integration_secret_access : [for role in roles : { fn = fn, role = role }]]) :
+    "${pair.fn}-${pair.role}" => pair if var.secret_backend == "gcp"
+  }
+}
+
+resource "google_project_iam_custom_role" "integration_secrets" {
+  for_each = local.integration_secret_roles
+
+  role_id     = "${local.role_prefix}_integration_secret_${each.key}"
+  title       = "Integrations broker: ${each.value.title}"
+  description = "Granted only with a condition on the secret name prefix ${var.secret_prefix}-."
+  permissions = each.value.permissions
+  depends_on  = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "integration_secrets" {
+  for_each = local.integration_secret_grants
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.integration_secrets[each.value.role].id
+  member  = "serviceAccount:${google_service_account.function[each.value.fn].email}"
+
+  condition {
+    title       = "integration secrets only"
+    description = "Secrets named ${var.secret_prefix}-<integration id>."
+    expression  = "resource.name.startsWith(\"projects/${data.google_project.this.number}/secrets/${var.secret_prefix}-\")"
+  }
+}
+
+# --- The deployment's own secrets: granted on each secret, to the functions that read it ---------------------
+
+locals {
+  config_secret_readers = merge(
+    { for fn in keys(local.functions) : "data-key/${fn}" => { config = "data-key", fn = fn } },
+    { for fn in ["token_fetch"] : "internal-api-keys/${fn}" => { config = "internal-api-keys", fn = fn } },
+    {
+      for pair in setproduct(keys(var.oauth_providers), [for fn, f in local.functions : fn if f.client_secrets]) :
+      "client-secret-${pair[0]}/${pair[1]}" => { config = "client-secret-${pair[0]}", fn = pair[1] }
+    },
+  )
+}
+
+resource "google_secret_manager_secret_iam_member" "config" {
+  for_each = local.config_secret_readers
+
+  secret_id = google_secret_manager_secret.config[each.value.config].id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function[each.value.fn].email}"
+}
+
+# --- Who may invoke the internal functions ----------------------------------------------------------------
+
+resource "google_cloud_run_v2_service_iam_member" "token_fetch_invoker" {
+  for_each = toset(var.token_fetch_invokers)
+
+  name     = google_cloud_run_v2_service.function["token_fetch"].name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${each.value}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "token_refresh_invoker" {
+  name     = google_cloud_run_v2_service.function["token_refresh"].name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# --- The build service account (cloudbuild.yaml): push the image, run the migration job, deploy -------------
+
+resource "google_project_iam_member" "build" {
+  for_each = toset([
+    "roles/run.developer",     # update the services' and the job's image, execute the migration job
+    "roles/logging.logWriter", # build logs (the build uses CLOUD_LOGGING_ONLY)
+  ])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "build" {
+  repository = google_artifact_registry_repository.images.name
+  location   = var.region
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Deploying a revision that runs as a service account needs actAs on that account, and nothing wider.
+resource "google_service_account_iam_member" "build_acts_as" {
+  for_each = merge(
+    { for fn, sa in google_service_account.function : fn => sa.name },
+    { migrate = google_service_account.migrate.name },
+  )
+
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.build.email}"
+}

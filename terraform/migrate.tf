@@ -1,0 +1,66 @@
+# Migrations: a Cloud Run job with the same image and settings as the functions, running `broker migrate` as its
+# own IAM database user (the schema owner), then granting each function's database user what it needs on the
+# tables. Cloud Build executes it before every deploy (cloudbuild.yaml, step `migrate`); operators can too:
+#   gcloud run jobs execute <name>-migrate --region <region> --wait
+
+resource "google_cloud_run_v2_job" "migrate" {
+  name                = "${var.name}-migrate"
+  location            = var.region
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.migrate.email
+      timeout         = "900s"
+      max_retries     = 0 # a failed migration needs a person, not a retry
+
+      vpc_access {
+        network_interfaces {
+          network    = google_compute_network.this.id
+          subnetwork = google_compute_subnetwork.run.id
+        }
+        egress = "PRIVATE_RANGES_ONLY"
+      }
+
+      containers {
+        image   = var.image
+        command = ["broker"]
+        args    = concat(["migrate"], flatten([for fn in sort(keys(local.functions)) : ["--grant-to", local.db_user[fn]]]))
+
+        resources {
+          limits = {
+            cpu    = "1"
+            memory = "512Mi"
+          }
+        }
+
+        env {
+          name  = "DB_USER"
+          value = google_sql_user.migrate.name
+        }
+
+        # The functions' settings: the job validates them as a function would.
+        dynamic "env" {
+          for_each = local.settings_env
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].template[0].containers[0].image, # CI owns the image tag
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [google_project_iam_member.database, google_sql_user.migrate, google_sql_database.broker]
+}

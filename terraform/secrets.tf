@@ -1,0 +1,40 @@
+# The deployment's own secrets: created empty, never with a value. Operators add versions out of band (README,
+# "Deploy"), so no secret value ever passes through terraform or its state. Integration secrets are not here:
+# the functions create them at run time as <secret_prefix>-<integration id>.
+
+locals {
+  config_secrets = merge(
+    {
+      "data-key"          = "The data key (32 random bytes, raw or base64): DATA_KEY_SECRET pins one version."
+      "internal-api-keys" = "INTERNAL_API_KEYS for token_fetch: comma-separated keys of at least 24 characters."
+    },
+    { for id in keys(var.oauth_providers) : "client-secret-${id}" => "${upper(replace(id, "-", "_"))}_CLIENT_SECRET: the ${id} OAuth client secret." },
+  )
+}
+
+resource "google_secret_manager_secret" "config" {
+  for_each = local.config_secrets
+
+  secret_id = "${var.name}-${each.key}"
+  annotations = {
+    purpose = each.value
+  }
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      # The prefix grants in iam.tf would otherwise reach the deployment's own secrets.
+      condition     = !startswith("${var.name}-${each.key}", "${var.secret_prefix}-")
+      error_message = "secret_prefix '${var.secret_prefix}' must not be a prefix of the deployment's own secret '${var.name}-${each.key}': choose another secret_prefix or name."
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
