@@ -70,7 +70,8 @@ class Container:
     def gcp_store(self, project: str) -> SecretStore:
         from shared.adapters.gcp_secret_store import GcpSecretManagerStore
 
-        return GcpSecretManagerStore(project, self.secret_manager_client)
+        probe = f"{self.settings.secret_prefix}-readiness-probe"
+        return GcpSecretManagerStore(project, self.secret_manager_client, probe_secret_id=probe)
 
     @cached_property
     def keyring(self) -> Keyring:

@@ -78,11 +78,14 @@ locals {
       ]
     }
   }
-  # callback & integrations create/add/destroy; token_fetch only reads; the refresh job reads, adds and destroys.
+  # callback & integrations create/add/destroy; the refresh job reads, adds and destroys. token_fetch refreshes
+  # in line when a token is due (so a caller never waits for the scheduler), and a rotating provider's new refresh
+  # token must be stored as a version before the row points at it: it reads, adds and destroys like the job, but
+  # cannot create or delete secrets.
   integration_secret_access = {
     oauth_callback = ["writer"]
     integrations   = ["writer", "reader"]
-    token_fetch    = ["reader"]
+    token_fetch    = ["reader", "rotator"]
     token_refresh  = ["reader", "rotator"]
   }
   integration_secret_grants = {

@@ -70,9 +70,15 @@ class GcpSecretManagerStore:
     """SecretStore on Secret Manager; every call carries `timeout` seconds, api_core's default retries apply."""
 
     def __init__(
-        self, project: str, client: sm.SecretManagerServiceClient, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        project: str,
+        client: sm.SecretManagerServiceClient,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        probe_secret_id: str = "broker-int-readiness-probe",
     ) -> None:
         self._project = project
+        self._probe = probe_secret_id
         self._client = client
         self._timeout = timeout
 
@@ -160,10 +166,14 @@ class GcpSecretManagerStore:
                 raise
 
     def check(self) -> None:
-        try:  # one page of one secret: the cheapest call that proves reachability and credentials
-            self._client.list_secrets(
-                request={"parent": f"projects/{self._project}", "page_size": 1}, timeout=self._timeout
-            )
+        # A read of a name under the integration prefix that is never created: NOT_FOUND proves reachability and
+        # credentials with only the prefix-conditioned permissions the functions have (listing needs more).
+        try:
+            self._client.get_secret(name=self._secret(self._probe), timeout=self._timeout)
+        except gexc.GoogleAPICallError as exc:
+            if _status(exc) == "NOT_FOUND":
+                return
+            raise DependencyUnavailable(f"secret manager unreachable: {type(exc).__name__}") from None
         except (gexc.GoogleAPIError, requests.RequestException) as exc:
             # The REST transport lets requests' connection errors through unwrapped.
             raise DependencyUnavailable(f"secret manager unreachable: {type(exc).__name__}") from None

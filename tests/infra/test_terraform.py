@@ -339,11 +339,18 @@ def test_custom_roles_cannot_change_iam_or_list_every_secret():
         assert not {"secretmanager.secrets.setIamPolicy", "secretmanager.secrets.list"} & permissions, role
 
 
-def test_token_fetch_only_reads_integration_secrets():
+def test_token_fetch_reads_and_rotates_but_cannot_create_or_delete_secrets():
+    """token_fetch refreshes in line, so a rotating provider's new token becomes a version; nothing more."""
     access = locals_()["integration_secret_access"]
-    assert [unquote(r) for r in access["token_fetch"]] == ["reader"]
-    reader = {str(unquote(p)) for p in locals_()["integration_secret_roles"]["reader"]["permissions"]}
-    assert reader <= {"secretmanager.versions.access", "secretmanager.versions.list", "secretmanager.versions.get"}
+    assert [unquote(r) for r in access["token_fetch"]] == ["reader", "rotator"]
+    roles = locals_()["integration_secret_roles"]
+    granted = {str(unquote(p)) for role in ("reader", "rotator") for p in roles[role]["permissions"]}
+    assert "secretmanager.secrets.create" not in granted
+    assert "secretmanager.secrets.delete" not in granted
+    assert granted <= {
+        "secretmanager.versions.access", "secretmanager.versions.list", "secretmanager.versions.get",
+        "secretmanager.versions.add", "secretmanager.versions.destroy",
+    }  # fmt: skip
 
 
 # --- cloudbuild.yaml deploys what terraform creates --------------------------------------------------------------

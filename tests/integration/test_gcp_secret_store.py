@@ -160,13 +160,13 @@ def test_permission_denied_is_raised_as_itself(
 
 
 def test_check_passes_on_a_running_server(store: GcpSecretManagerStore, server: LocalSecretManager) -> None:
-    before = server.calls["ListSecrets"]
+    before = server.calls["GetSecret"]
     store.check()
-    assert server.calls["ListSecrets"] == before + 1
+    assert server.calls["GetSecret"] == before + 1
 
 
 def test_check_reports_an_unavailable_service(store: GcpSecretManagerStore, server: LocalSecretManager) -> None:
-    server.fail_next("ListSecrets", grpc.StatusCode.UNAVAILABLE)
+    server.fail_next("GetSecret", grpc.StatusCode.UNAVAILABLE)
     with pytest.raises(DependencyUnavailable, match="secret manager unreachable: ServiceUnavailable"):
         store.check()
 

@@ -110,3 +110,20 @@ def test_the_refresh_endpoint_accepts_only_the_scheduler(google, issuer):
         only.caller(request({"Authorization": f"Bearer {sa_token(issuer)}"}))
     with pytest.raises(Unauthenticated):
         only.caller(request({"Authorization": f"Bearer {KEY}"}))
+
+
+def _stripped(token: str) -> str:
+    """What the service sees behind Cloud Run IAM: the platform verified the token and removed its signature."""
+    header, payload, _signature = token.split(".")
+    return f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
+def test_tokens_cloud_run_already_verified_are_accepted_on_their_claims(google, issuer):
+    internal = callers(google)
+    assert internal.caller(request({"Authorization": f"Bearer {_stripped(sa_token(issuer))}"})) == f"sa:{BACKEND}"
+    wrong_audience = _stripped(sa_token(issuer, audience="https://other.example"))
+    with pytest.raises(Unauthenticated):
+        internal.caller(request({"Authorization": f"Bearer {wrong_audience}"}))
+    stranger = _stripped(sa_token(issuer, email="intruder@proj.iam.gserviceaccount.com"))
+    with pytest.raises(Forbidden):
+        internal.caller(request({"Authorization": f"Bearer {stranger}"}))
