@@ -32,8 +32,8 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: setup postgres-bin node-deps lint typecheck check-infra
-	$(BIN)/pytest
 	$(MAKE) --no-print-directory check-api
+	$(BIN)/pytest  # last, so the run closes on pytest's summary line
 
 # The OAuth test server (tests/oauth_server, npm `oidc-provider`): `npm ci` again only when the lock file is newer
 # than what node_modules was installed from. Node.js >= 20 is needed; as root on Debian it is installed with apt.
