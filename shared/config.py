@@ -6,12 +6,9 @@ in step. Errors name the variable and say what was expected, never the value of 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -19,30 +16,15 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.config_values import is_placeholder, parse_data_keys, provider_env_prefix, read_clients, split_list
 from shared.domain.models import ClientCredentials
 from shared.domain.urls import check_url
 from shared.errors import ConfigurationError
 
-PLACEHOLDERS = frozenset({"changeme", "change-me", "change_me", "placeholder", "todo", "xxx", "secret", "replace-me"})
 SECRET_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 DATA_KEY_SECRET_RE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*$")
 
 CommaList = Annotated[list[str], NoDecode]
-
-
-def provider_env_prefix(provider_id: str) -> str:
-    """`google-workspace` -> `GOOGLE_WORKSPACE`, the prefix of `<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET`."""
-    return re.sub(r"[^A-Za-z0-9]", "_", provider_id).upper()
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-def _is_placeholder(value: str) -> bool:
-    return value.strip().lower() in PLACEHOLDERS or (value.startswith("<") and value.endswith(">"))
 
 
 class Settings(BaseSettings):
@@ -103,7 +85,7 @@ class Settings(BaseSettings):
         "token_invokers",
         "allowed_cidrs",
         mode="before",
-    )(_split)
+    )(split_list)
 
     @field_validator("secret_prefix")
     @classmethod
@@ -179,7 +161,7 @@ class Settings(BaseSettings):
     def _api_keys(cls, values: list[SecretStr]) -> list[SecretStr]:
         for key in values:
             raw = key.get_secret_value()
-            if _is_placeholder(raw) or len(raw) < 24:
+            if is_placeholder(raw) or len(raw) < 24:
                 raise ValueError("every key must be at least 24 characters and not a placeholder")
         return values
 
@@ -246,45 +228,11 @@ class Settings(BaseSettings):
         return self.allowed_return_urls or ([] if self.is_production else [self.base_url + "/"])
 
     def model_post_init(self, context: object, /) -> None:
-        self._clients.update(_read_clients(os.environ))
+        self._clients.update(read_clients(os.environ))
 
     def provider_credentials(self, provider_id: str) -> ClientCredentials | None:
         """The `<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET` pair captured when the settings were read."""
         return self._clients.get(provider_env_prefix(provider_id))
-
-
-def _read_clients(environ: Mapping[str, str]) -> dict[str, ClientCredentials]:
-    clients = {}
-    for name, value in environ.items():
-        if not name.endswith("_CLIENT_ID") or not value.strip():
-            continue
-        prefix = name.removesuffix("_CLIENT_ID")
-        secret = environ.get(f"{prefix}_CLIENT_SECRET", "").strip() or None
-        if _is_placeholder(value) or (secret is not None and _is_placeholder(secret)):
-            raise ValueError(f"{prefix}_CLIENT_ID/{prefix}_CLIENT_SECRET: a placeholder value is set")
-        clients[prefix] = ClientCredentials(value.strip(), secret)
-    return clients
-
-
-def parse_data_keys(raw: str) -> dict[int, bytes]:
-    """`1:<base64>,2:<base64>` -> {1: key, 2: key}; every key must be 32 bytes (AES-256)."""
-    keys: dict[int, bytes] = {}
-    for item in (part.strip() for part in raw.split(",") if part.strip()):
-        version, sep, encoded = item.partition(":")
-        if not sep or not version.isdigit() or int(version) < 1:
-            raise ValueError("expected comma-separated '<version>:<base64 key>' with versions ≥ 1")
-        if _is_placeholder(encoded):
-            raise ValueError(f"key version {version} is a placeholder")
-        try:
-            key = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"key version {version} is not valid base64") from None
-        if len(key) != 32:
-            raise ValueError(f"key version {version} must decode to 32 bytes, found {len(key)}")
-        keys[int(version)] = key
-    if not keys:
-        raise ValueError("no key given")
-    return keys
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -8,7 +8,8 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from shared.config import Settings, parse_data_keys
+from shared.config import Settings
+from shared.config_values import parse_data_keys
 from shared.domain.envelope import KEY_BYTES, Keyring, KeyUnavailable, new_data_key
 from shared.domain.ports import SecretStore
 from shared.errors import SecretNotFound

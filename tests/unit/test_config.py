@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from shared.config import load_settings, parse_data_keys, provider_env_prefix
+from shared.config import load_settings
+from shared.config_values import parse_data_keys, provider_env_prefix
 from shared.errors import ConfigurationError
 
 KEY = base64.b64encode(b"k" * 32).decode()

@@ -1,0 +1,61 @@
+"""Parsing the values of settings that carry secrets or name-derived variables (no pydantic here)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+
+from shared.domain.models import ClientCredentials
+
+PLACEHOLDERS = frozenset({"changeme", "change-me", "change_me", "placeholder", "todo", "xxx", "secret", "replace-me"})
+
+
+def provider_env_prefix(provider_id: str) -> str:
+    """`google-workspace` -> `GOOGLE_WORKSPACE`, the prefix of `<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET`."""
+    return re.sub(r"[^A-Za-z0-9]", "_", provider_id).upper()
+
+
+def split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def is_placeholder(value: str) -> bool:
+    return value.strip().lower() in PLACEHOLDERS or (value.startswith("<") and value.endswith(">"))
+
+
+def read_clients(environ: Mapping[str, str]) -> dict[str, ClientCredentials]:
+    clients = {}
+    for name, value in environ.items():
+        if not name.endswith("_CLIENT_ID") or not value.strip():
+            continue
+        prefix = name.removesuffix("_CLIENT_ID")
+        secret = environ.get(f"{prefix}_CLIENT_SECRET", "").strip() or None
+        if is_placeholder(value) or (secret is not None and is_placeholder(secret)):
+            raise ValueError(f"{prefix}_CLIENT_ID/{prefix}_CLIENT_SECRET: a placeholder value is set")
+        clients[prefix] = ClientCredentials(value.strip(), secret)
+    return clients
+
+
+def parse_data_keys(raw: str) -> dict[int, bytes]:
+    """`1:<base64>,2:<base64>` -> {1: key, 2: key}; every key must be 32 bytes (AES-256)."""
+    keys: dict[int, bytes] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        version, sep, encoded = item.partition(":")
+        if not sep or not version.isdigit() or int(version) < 1:
+            raise ValueError("expected comma-separated '<version>:<base64 key>' with versions ≥ 1")
+        if is_placeholder(encoded):
+            raise ValueError(f"key version {version} is a placeholder")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key version {version} is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"key version {version} must decode to 32 bytes, found {len(key)}")
+        keys[int(version)] = key
+    if not keys:
+        raise ValueError("no key given")
+    return keys
