@@ -4,7 +4,6 @@ as the provider (strict: PKCE required, codes single use, refresh tokens rotated
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,14 +21,13 @@ from shared.adapters.db import engine_for_url
 from shared.adapters.gcp_secret_store import GcpSecretManagerStore
 from shared.adapters.orm import AuditEventRow, IntegrationRow, OAuthStateRow
 from tests.fakes.secret_manager_server import LocalSecretManager
+from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, PROJECT, broker_env, provider_file
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 from tests.support.postgres import DatabaseFactory, free_port
 from tests.support.processes import Served, serving_function
 
 APP = "http://127.0.0.1:9/app/"  # the frontend's return URL: never requested, only read
-CLIENT = {"client_id": "broker", "client_secret": "broker-test-secret-value"}
-PROJECT = "connect-test"
-DATA_KEY = base64.b64encode(b"d" * 32).decode()
+CLIENT = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 
 
 class Broker:
@@ -74,32 +72,13 @@ def broker(pg_databases: DatabaseFactory, secret_manager: LocalSecretManager, tm
     callback_base = f"http://127.0.0.1:{callback_port}"
     client = {**CLIENT, "redirect_uris": [f"{callback_base}/oauth/callback"]}
     with running_oidc_provider([client], access_token_ttl=600) as provider:
-        providers = Path(tmp_path_factory.mktemp("catalog")) / "providers.yaml"
-        providers.write_text(
-            "providers:\n"
-            "  oidc-test:\n    display_name: OIDC test server\n    auth_mode: oauth2\n"
-            f"    issuer: {provider.issuer}\n    scopes: [openid, email]\n    refresh_token_rotates: true\n"
-            "    identity: {source: id_token, subject: sub, email: email}\n"
-            "  oidc-wrong-secret:\n    display_name: Misconfigured\n    auth_mode: oauth2\n"
-            f"    issuer: {provider.issuer}\n    scopes: [openid]\n"
-            "    identity: {source: id_token, subject: sub}\n",
-            encoding="utf-8",
-        )
-        env = {
-            "DATABASE_URL": pg_databases.server.url(name),
-            "SECRET_BACKEND": "gcp",
-            "GCP_PROJECT": PROJECT,
-            "SECRET_MANAGER_ENDPOINT": secret_manager.grpc_endpoint,
-            "DATA_KEYS": f"1:{DATA_KEY}",
-            "PROVIDERS_FILE": str(providers),
-            "OIDC_TEST_CLIENT_ID": CLIENT["client_id"],
-            "OIDC_TEST_CLIENT_SECRET": CLIENT["client_secret"],
-            "OIDC_WRONG_SECRET_CLIENT_ID": CLIENT["client_id"],
-            "OIDC_WRONG_SECRET_CLIENT_SECRET": "not-the-right-secret",
-            "PUBLIC_BASE_URL": callback_base,
-            "ALLOWED_RETURN_URLS": APP,
-            "PROVIDER_TIMEOUT": "1",
-        }
+        directory = Path(tmp_path_factory.mktemp("catalog"))
+        providers = provider_file(directory, provider.issuer, extra={"oidc-wrong-secret": "    scopes: [openid]\n"})
+        env = broker_env(
+            pg_databases.server.url(name), secret_manager, providers, clients_for=("oidc-test", "oidc-wrong-secret"),
+            OIDC_WRONG_SECRET_CLIENT_SECRET="not-the-right-secret", PUBLIC_BASE_URL=callback_base,
+            ALLOWED_RETURN_URLS=APP, PROVIDER_TIMEOUT="1",
+        )  # fmt: skip
         engine = engine_for_url(env["DATABASE_URL"])
         with (
             serving_function("oauth_start", env) as start,

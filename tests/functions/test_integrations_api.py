@@ -5,7 +5,6 @@ against shared/openapi.yaml."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from shared.adapters.db import engine_for_url
 from shared.adapters.gcp_secret_store import GcpSecretManagerStore
 from shared.adapters.orm import AuditEventRow, IntegrationRow
 from tests.fakes.secret_manager_server import LocalSecretManager
+from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, PROJECT, broker_env, provider_file
 from tests.support.id_tokens import TestIssuer, new_key, running_issuer
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 from tests.support.openapi import assert_conforms
@@ -28,8 +28,7 @@ from tests.support.processes import Served, serving_function
 
 APP = "http://127.0.0.1:9/app/"
 ORIGIN = "https://app.example.test"
-CLIENT = {"client_id": "broker", "client_secret": "broker-test-secret-value"}
-PROJECT = "integrations-test"
+CLIENT = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 API_KEY = "sk-live-abcdefghijklmnopqrstuvwxyz012345"
 JIRA = {"site": "https://team.atlassian.net", "username": "me@example.com", "password": "jira-api-token-value"}
 ID = "/integrations/{integration_id}"
@@ -85,36 +84,16 @@ def api(pg_databases: DatabaseFactory, secret_manager: LocalSecretManager, tmp_p
     callback_base = f"http://127.0.0.1:{callback_port}"
     client = {**CLIENT, "redirect_uris": [f"{callback_base}/oauth/callback"]}
     with running_oidc_provider([client], access_token_ttl=600) as provider, running_issuer() as issuer:
-        providers = Path(tmp_path_factory.mktemp("catalog")) / "providers.yaml"
-        providers.write_text(
-            "providers:\n"
-            "  oidc-test:\n    display_name: OIDC test server\n    auth_mode: oauth2\n"
-            f"    issuer: {provider.issuer}\n    scopes: [openid, email]\n    refresh_token_rotates: true\n"
-            "    identity: {source: id_token, subject: sub, email: email}\n"
-            "  oidc-norevoke:\n    display_name: Revocation endpoint down\n    auth_mode: oauth2\n"
-            f"    issuer: {provider.issuer}\n    scopes: [openid]\n    revocation_url: http://127.0.0.1:9/revoke\n"
-            "    identity: {source: id_token, subject: sub}\n",
-            encoding="utf-8",
+        norevoke = "    scopes: [openid]\n    revocation_url: http://127.0.0.1:9/revoke\n"
+        providers = provider_file(
+            Path(tmp_path_factory.mktemp("catalog")), provider.issuer, extra={"oidc-norevoke": norevoke}
         )
-        env = {
-            "DATABASE_URL": pg_databases.server.url(name),
-            "SECRET_BACKEND": "gcp",
-            "GCP_PROJECT": PROJECT,
-            "SECRET_MANAGER_ENDPOINT": secret_manager.grpc_endpoint,
-            "DATA_KEYS": f"1:{base64.b64encode(b'i' * 32).decode()}",
-            "PROVIDERS_FILE": str(providers),
-            "OIDC_TEST_CLIENT_ID": CLIENT["client_id"],
-            "OIDC_TEST_CLIENT_SECRET": CLIENT["client_secret"],
-            "OIDC_NOREVOKE_CLIENT_ID": CLIENT["client_id"],
-            "OIDC_NOREVOKE_CLIENT_SECRET": CLIENT["client_secret"],
-            "PUBLIC_BASE_URL": callback_base,
-            "ALLOWED_RETURN_URLS": APP,
-            "ALLOWED_ORIGINS": ORIGIN,
-            "PROVIDER_TIMEOUT": "2",
-            "AUTH_MODE": "oidc",
-            "AUTH_ISSUER": issuer.url,  # no AUTH_JWKS_URL: found by discovery
-            "AUTH_AUDIENCE": "broker-frontend",
-        }
+        env = broker_env(
+            pg_databases.server.url(name), secret_manager, providers, clients_for=("oidc-test", "oidc-norevoke"),
+            PUBLIC_BASE_URL=callback_base, ALLOWED_RETURN_URLS=APP, ALLOWED_ORIGINS=ORIGIN, AUTH_MODE="oidc",
+            AUTH_ISSUER=issuer.url,  # no AUTH_JWKS_URL: found by discovery
+            AUTH_AUDIENCE="broker-frontend",
+        )  # fmt: skip
         engine = engine_for_url(env["DATABASE_URL"])
         with (
             serving_function("integrations", env) as integrations,

@@ -23,30 +23,44 @@ DATA_KEY = base64.b64encode(b"r" * 32).decode()
 BASE = "http://127.0.0.1:9"  # the callback is never requested: tests hand its query to the flow directly
 
 
-def provider_file(directory: Path, issuer: str, *, provider_id: str = "oidc-test", lifetime: int = 3600) -> Path:
-    path = directory / "providers.yaml"
-    path.write_text(
-        "providers:\n"
-        f"  {provider_id}:\n    display_name: OIDC test server\n    auth_mode: oauth2\n"
-        f"    issuer: {issuer}\n    scopes: [openid, email]\n    refresh_token_rotates: true\n"
-        f"    default_token_lifetime: {lifetime}\n    refresh_margin: 120\n"
-        "    identity: {source: id_token, subject: sub, email: email}\n",
-        encoding="utf-8",
+def provider_file(directory: Path, issuer: str, *, lifetime: int = 3600, extra: dict[str, str] | None = None) -> Path:
+    """A PROVIDERS_FILE with `oidc-test` (the oidc-provider at `issuer`) and, from `extra`, entries of the same
+    server with other settings: {provider id: extra YAML lines, each indented by four spaces}."""
+    entries = {
+        "oidc-test": "    scopes: [openid, email]\n    identity: {source: id_token, subject: sub, email: email}\n"
+    }
+    for provider_id, lines in (extra or {}).items():
+        entries[provider_id] = lines + (
+            "" if "identity:" in lines else "    identity: {source: id_token, subject: sub}\n"
+        )
+    text = "providers:\n" + "".join(
+        f"  {provider_id}:\n    display_name: {provider_id}\n    auth_mode: oauth2\n    issuer: {issuer}\n"
+        f"    refresh_token_rotates: true\n    default_token_lifetime: {lifetime}\n    refresh_margin: 120\n{lines}"
+        for provider_id, lines in entries.items()
     )
+    path = directory / "providers.yaml"
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def broker_env(database_url: str, sm: LocalSecretManager, providers: Path, **extra: str) -> dict[str, str]:
-    """The environment a broker process (or in-process settings) needs to run against the test servers."""
+def broker_env(
+    database_url: str, sm: LocalSecretManager, providers: Path, *, clients_for: tuple[str, ...] = ("oidc-test",),
+    **extra: str,
+) -> dict[str, str]:  # fmt: skip
+    """The environment a broker process (or in-process settings) needs to run against the test servers; the
+    providers in `clients_for` use the oidc-provider client `broker` (`extra` can override any variable)."""
+    clients: dict[str, str] = {}
+    for provider_id in clients_for:
+        prefix = provider_id.upper().replace("-", "_")
+        clients |= {f"{prefix}_CLIENT_ID": CLIENT_ID, f"{prefix}_CLIENT_SECRET": CLIENT_SECRET}
     return {
+        **clients,
         "DATABASE_URL": database_url,
         "SECRET_BACKEND": "gcp",
         "GCP_PROJECT": PROJECT,
         "SECRET_MANAGER_ENDPOINT": sm.grpc_endpoint,
         "DATA_KEYS": f"1:{DATA_KEY}",
         "PROVIDERS_FILE": str(providers),
-        "OIDC_TEST_CLIENT_ID": CLIENT_ID,
-        "OIDC_TEST_CLIENT_SECRET": CLIENT_SECRET,
         "PUBLIC_BASE_URL": BASE,
         "ALLOWED_RETURN_URLS": f"{BASE}/app/",
         "PROVIDER_TIMEOUT": "2",
