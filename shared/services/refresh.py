@@ -93,14 +93,26 @@ class Refresher:
         except ProviderError as error:
             return self._failed(integration, owner, error)
         except BrokerError as error:  # the secret store or the data key: not the provider's fault, retry later
-            return self._failed(
-                integration, owner, ProviderError(error.message, oauth_error=error.code, transient=True)
+            failure = ProviderError(error.message, oauth_error=error.code, transient=True)
+            return self._failed(integration, owner, failure)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable secret: back off like any failure, never loop
+            log.error("refresh of %s failed unexpectedly: %s", integration.id, type(exc).__name__)
+            failure = ProviderError(
+                "unexpected failure", oauth_error=f"internal:{type(exc).__name__}"[:64], transient=True
             )
+            return self._failed(integration, owner, failure)
         self.step("after_provider")
         version = used
         if tokens.refresh_token and tokens.refresh_token != refresh_token:
             labels = {"entity": integration.entity_id, "provider": integration.provider}
-            version = self._add_version(integration.secret_ref, master_secret_payload(tokens.refresh_token), labels)
+            try:
+                version = self._add_version(integration.secret_ref, master_secret_payload(tokens.refresh_token), labels)
+            except Exception as exc:  # noqa: BLE001 - the store is down or refuses: say so, keep the job going
+                log.error(
+                    "refresh of %s: the rotated token could not be stored (%s)", integration.id, type(exc).__name__
+                )
+                failure = ProviderError("secret store failed", oauth_error="secret_store_failed", transient=True)
+                return self._failed(integration, owner, failure)
         self.step("after_secret_write")
         return self._store(integration, owner, tokens, version, reason, enabled)
 
@@ -140,7 +152,10 @@ class Refresher:
             integration.id, integration.credential_version, owner, values, [event], now, bump=True
         )
         if stored is None:
-            # Fenced out: a newer write landed. A version we added stays for the next attempt to find or clean.
+            # Fenced out: a newer write landed, and a version we added stays for the next attempt to find or clean.
+            # If the row is gone (deleted meanwhile), nothing will: remove the secret here.
+            if self.store.get(integration.id) is None and integration.secret_ref is not None:
+                self.secrets.delete(integration.secret_ref)
             return RefreshResult("fenced", None, "newer_credentials")
         self.step("after_row_update")
         assert integration.secret_ref is not None

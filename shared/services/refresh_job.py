@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.domain.models import Integration
 from shared.domain.ports import Clock, RefreshStore
 from shared.services.refresh import Refresher, RefreshResult
+
+log = logging.getLogger("broker.refresh_job")
 
 COUNTED = {
     "refreshed": "refreshed",
@@ -27,6 +31,16 @@ class JobSettings:
     safety: float = 15.0  # stop claiming this long before the deadline: a claimed batch must finish
 
 
+def _refresh(refresher: Refresher, integration: Integration, owner: str) -> RefreshResult:
+    """One refresh that cannot take the job down. An error that escaped even the failure bookkeeping (the database
+    went away) keeps the lease until it lapses, so this run does not claim the integration again."""
+    try:
+        return refresher.refresh_claimed(integration, owner)
+    except Exception as exc:  # noqa: BLE001 - one broken integration must not stop the others
+        log.error("refresh of %s failed unexpectedly: %s", integration.id, type(exc).__name__)
+        return RefreshResult("transient", None, type(exc).__name__)
+
+
 def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, settings: JobSettings) -> dict[str, int]:
     """Refresh every integration that expires within the horizon; answer counts by outcome."""
     started = time.monotonic()
@@ -39,7 +53,7 @@ def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, set
             if not batch:
                 break
             counts["claimed"] += len(batch)
-            results: list[RefreshResult] = list(pool.map(lambda i: refresher.refresh_claimed(i, owner), batch))
+            results: list[RefreshResult] = list(pool.map(lambda i: _refresh(refresher, i, owner), batch))
             for result in results:
                 counts[COUNTED.get(result.outcome, "skipped")] += 1
     summary = {key: counts[key] for key in ("claimed", "refreshed", "failed_transient", "reauth_required", "skipped")}

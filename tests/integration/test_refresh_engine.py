@@ -183,3 +183,59 @@ def test_the_refresh_token_never_leaves(app, provider, caplog):
     assert refresh_token not in json.dumps(view)
     assert refresh_token not in caplog.text
     assert dataclasses.asdict(row)["access_token_ciphertext"] is not None
+
+
+class RefusingWrites:
+    """The real store, except that every new version is refused (an outage or a permission gone missing)."""
+
+    def __init__(self, store):
+        self._store = store
+        self.refused = 0
+
+    def add_version(self, secret_id, payload, labels):
+        self.refused += 1
+        raise RuntimeError("refused")
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_a_secret_store_that_refuses_writes_fails_the_refresh_not_the_job(env, provider, monkeypatch):
+    with in_process_broker(env, monkeypatch) as app:
+        integration_id = UUID(connect(app, provider))
+    with in_process_broker(env, monkeypatch) as real:
+        refusing = RefusingWrites(real.secret_store)
+        with in_process_broker(env, monkeypatch, secret_store=refusing) as app:
+            result = app.refresher.refresh(integration_id, force=True)
+            row = app.refresh_store.get(integration_id)
+    assert result.outcome == "transient"
+    assert refusing.refused == 3, "the write is retried before giving up"
+    assert (row.last_refresh_error, row.lease_owner) == ("secret_store_failed", None)
+
+
+def test_one_broken_integration_does_not_stop_the_job(app, provider):
+    from shared.services.refresh_job import run_refresh_job
+
+    good, broken = (UUID(connect(app, provider, entity=e)) for e in ("good", "broken"))
+    row = app.refresh_store.get(broken)
+    app.secret_store.add_version(row.secret_ref, b"not json", {})  # the newest version is unreadable
+    expire(app, str(good))
+    expire(app, str(broken))
+    counts = run_refresh_job(app.refresh_store, app.refresher, app.clock, app.job_settings)
+    assert (counts["claimed"], counts["refreshed"], counts["failed_transient"]) == (2, 1, 1)
+    assert app.refresh_store.get(broken).lease_owner is None
+
+
+def test_an_integration_deleted_during_its_refresh_leaves_no_secret(app, provider):
+    integration_id = UUID(connect(app, provider))
+    row = app.refresh_store.get(integration_id)
+
+    def delete_meanwhile(step: str) -> None:
+        if step == "after_provider":  # DELETE /integrations/{id} lands while the provider answers
+            with app.engine.begin() as conn:
+                conn.execute(IntegrationRow.__table__.delete().where(IntegrationRow.id == integration_id))
+            app.secret_store.delete(row.secret_ref)
+
+    refresher = dataclasses.replace(app.refresher, step=delete_meanwhile)
+    assert refresher.refresh(integration_id, force=True).outcome == "fenced"
+    assert app.secret_store.enabled_versions(row.secret_ref) == []
