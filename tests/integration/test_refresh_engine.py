@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from shared.adapters.orm import IntegrationRow
 from shared.bootstrap import Container
@@ -210,6 +210,7 @@ def test_a_secret_store_that_refuses_writes_fails_the_refresh_not_the_job(env, p
             row = app.refresh_store.get(integration_id)
     assert result.outcome == "transient"
     assert refusing.refused == 3, "the write is retried before giving up"
+    assert row is not None
     assert (row.last_refresh_error, row.lease_owner) == ("secret_store_failed", None)
 
 
@@ -233,7 +234,7 @@ def test_an_integration_deleted_during_its_refresh_leaves_no_secret(app, provide
     def delete_meanwhile(step: str) -> None:
         if step == "after_provider":  # DELETE /integrations/{id} lands while the provider answers
             with app.engine.begin() as conn:
-                conn.execute(IntegrationRow.__table__.delete().where(IntegrationRow.id == integration_id))
+                conn.execute(delete(IntegrationRow).where(IntegrationRow.id == integration_id))
             app.secret_store.delete(row.secret_ref)
 
     refresher = dataclasses.replace(app.refresher, step=delete_meanwhile)
