@@ -82,6 +82,22 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from shared.bootstrap import container
+    from shared.services.maintenance import sweep_orphan_secrets
+
+    app = container()
+    orphans = sweep_orphan_secrets(
+        app.secret_store, app.integrations, app.clock, prefix=app.settings.secret_prefix,
+        min_age=timedelta(hours=args.min_age_hours), dry_run=args.dry_run,
+    )  # fmt: skip
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(orphans)} orphan secret(s)" + "".join(f"\n  {name}" for name in orphans))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="broker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     scheduler.add_argument("--location", default=None, help="with a job id: the region")
     scheduler.add_argument("--endpoint", default=None, help=argparse.SUPPRESS)  # a local Cloud Scheduler (tests)
     scheduler.set_defaults(run=cmd_scheduler)
+    sweep = commands.add_parser("sweep-secrets", help="delete master secrets that no integration points at")
+    sweep.add_argument(
+        "--min-age-hours", type=float, default=1.0, help="only secrets created this long ago (default 1)"
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    sweep.set_defaults(run=cmd_sweep)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":

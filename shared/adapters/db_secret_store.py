@@ -8,6 +8,7 @@ numbers never repeat (as in Secret Manager).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -80,6 +81,17 @@ class DatabaseSecretStore:
     def delete(self, secret_id: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(delete(V).where(V.secret_id == secret_id))
+
+    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+        query = (
+            select(V.secret_id)
+            .where(V.secret_id.startswith(prefix + "-", autoescape=True))
+            .group_by(V.secret_id)
+            .having(func.min(V.created_at) < created_before)
+            .order_by(V.secret_id)
+        )
+        with self._engine.connect() as conn:
+            return [str(sid) for sid in conn.execute(query).scalars()]
 
     def check(self) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import google_crc32c
@@ -164,6 +165,14 @@ class GcpSecretManagerStore:
         except gexc.GoogleAPICallError as exc:
             if _status(exc) != "NOT_FOUND":
                 raise
+
+    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+        # Listing needs secretmanager.secrets.list on the project: an operator's permission, not a function's.
+        pager = self._client.list_secrets(
+            request={"parent": f"projects/{self._project}", "filter": f"name:{prefix}-"}, timeout=self._timeout
+        )
+        found = ((secret.name.rsplit("/", 1)[1], secret.create_time) for secret in pager)
+        return sorted(sid for sid, created in found if sid.startswith(prefix + "-") and created < created_before)
 
     def check(self) -> None:
         # A read of a name under the integration prefix that is never created: NOT_FOUND proves reachability and

@@ -45,6 +45,10 @@ class SecretStore(Protocol):
         """Raise DependencyUnavailable (with a reason, no secret) when the store cannot serve requests."""
         ...
 
+    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+        """Ids of the secrets named `<prefix>-…` that were created before `created_before` (for the sweeper)."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

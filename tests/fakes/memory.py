@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,12 +18,14 @@ from shared.providers.catalog import Provider
 class MemorySecretStore:
     def __init__(self) -> None:
         self.versions: dict[str, dict[int, bytes | None]] = {}
+        self.created: dict[str, datetime] = {}
         self.fail_next_add = False
 
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
         if self.fail_next_add:
             self.fail_next_add = False
             raise DependencyUnavailable("secret store down (injected)")
+        self.created.setdefault(secret_id, datetime.now(UTC))
         versions = self.versions.setdefault(secret_id, {})
         number = max(versions, default=0) + 1
         versions[number] = payload
@@ -44,9 +46,13 @@ class MemorySecretStore:
 
     def delete(self, secret_id: str) -> None:
         self.versions.pop(secret_id, None)
+        self.created.pop(secret_id, None)
 
     def check(self) -> None:
         pass
+
+    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+        return sorted(s for s, at in self.created.items() if s.startswith(prefix + "-") and at < created_before)
 
 
 class MemoryIntegrations:
