@@ -126,4 +126,4 @@ def _undo_secret(secrets: SecretStore, secret_ref: str, version: int, *, whole_s
         else:
             secrets.destroy_version(secret_ref, version)
     except (BrokerError, Exception):  # noqa: BLE001 - the original failure is what the caller must see
-        log.error("could not remove secret %s after a failed write; it holds no row and can be deleted", secret_ref)
+        log.error("could not remove secret %s after a failed write; `broker sweep-secrets` will", secret_ref)
