@@ -39,14 +39,16 @@ def serving(
     base = Served(f"http://127.0.0.1:{port}")
     base.log_file = log
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited early: {base.output()[-3000:]}")
             try:
-                requests.get(base + ready_path, timeout=1)
+                # The first request builds the instance (imports, settings, a cold .pyc cache on a fresh clone):
+                # it may take several seconds, which is not failure.
+                requests.get(base + ready_path, timeout=20)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
