@@ -16,7 +16,7 @@ from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.orm import IntegrationRow as R
-from shared.adapters.sql_repositories import to_integration
+from shared.adapters.sql_repositories import load_integration, to_integration
 from shared.domain.models import AuditEvent, Integration, Status
 
 
@@ -73,9 +73,7 @@ class SqlRefreshStore:
             return [to_integration(row) for row in conn.execute(statement)]
 
     def get(self, integration_id: UUID) -> Integration | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(select(R).where(R.id == integration_id)).one_or_none()
-        return to_integration(row) if row else None
+        return load_integration(self._engine, integration_id)
 
     def write(
         self,

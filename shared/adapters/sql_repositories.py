@@ -45,18 +45,23 @@ def _write_events(conn: Connection, events: Sequence[AuditEvent], now: datetime)
         conn.execute(insert(AuditEventRow), [{**dataclasses.asdict(e), "occurred_at": now} for e in events])
 
 
+def load_integration(engine: Engine, integration_id: UUID, entity_id: str | None = None) -> Integration | None:
+    """One row by primary key (scoped to `entity_id` when given): the token hot path's single read."""
+    query = select(IntegrationRow).where(IntegrationRow.id == integration_id)
+    if entity_id is not None:
+        query = query.where(IntegrationRow.entity_id == entity_id)
+    with engine.connect() as conn:
+        row = conn.execute(query).one_or_none()
+    return to_integration(row) if row else None
+
+
 class SqlIntegrationRepository:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
 
     def get(self, integration_id: UUID, entity_id: str | None = None) -> Integration | None:
-        query = select(IntegrationRow).where(IntegrationRow.id == integration_id)
-        if entity_id is not None:
-            query = query.where(IntegrationRow.entity_id == entity_id)
-        with self._engine.connect() as conn:
-            row = conn.execute(query).one_or_none()
-        return to_integration(row) if row else None
+        return load_integration(self._engine, integration_id, entity_id)
 
     def find_account(self, entity_id: str, provider: str, subject: str) -> Integration | None:
         query = select(IntegrationRow).where(
