@@ -118,12 +118,15 @@ class SqlRefreshStore:
             .values(lease_owner=None, lease_until=None)
         )
 
-    def touch(self, integration_id: UUID, now: datetime, every: timedelta, event: AuditEvent) -> None:
-        """Record a read: the audit event always, `last_used_at` at most once per `every` (cheap on the hot path)."""
+    def touch(self, integration: Integration, now: datetime, every: timedelta, event: AuditEvent) -> None:
+        """Record a read: the audit event always; `last_used_at` at most once per `every`, judged first on the row
+        just read (so the hot path usually makes one INSERT) and again in SQL (concurrent readers)."""
+        stale = integration.last_used_at is None or integration.last_used_at < now - every
         with self._engine.begin() as conn:
-            conn.execute(
-                update(R)
-                .where(R.id == integration_id, or_(R.last_used_at.is_(None), R.last_used_at < now - every))
-                .values(last_used_at=now)
-            )
+            if stale:
+                conn.execute(
+                    update(R)
+                    .where(R.id == integration.id, or_(R.last_used_at.is_(None), R.last_used_at < now - every))
+                    .values(last_used_at=now)
+                )
             conn.execute(insert(AuditEventRow), [{**asdict(event), "occurred_at": now}])

@@ -57,7 +57,7 @@ class TokenService:
         else:
             view = self._oauth_view(integration, min_ttl, force)
         event = AuditEvent(caller, "token.read", "success", integration.entity_id, integration.id, integration.provider)
-        self.store.touch(integration.id, self.clock.now(), USE_RECORD_EVERY, event)
+        self.store.touch(integration, self.clock.now(), USE_RECORD_EVERY, event)
         return view
 
     @staticmethod

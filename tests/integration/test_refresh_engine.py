@@ -78,9 +78,12 @@ def test_fetch_refreshes_an_expired_token_and_serves_a_valid_one_from_memory(app
     integration_id = connect(app, provider)
     first = app.token_service.fetch(UUID(integration_id), "test")
     reads = secret_manager.calls["AccessSecretVersion"]
+    used = app.refresh_store.get(UUID(integration_id)).last_used_at
     again = app.token_service.fetch(UUID(integration_id), "test")
     assert again["access_token"] == first["access_token"]
     assert secret_manager.calls["AccessSecretVersion"] == reads, "the hot path does not call Secret Manager"
+    assert used is not None
+    assert app.refresh_store.get(UUID(integration_id)).last_used_at == used, "written at most once a minute"
     expire(app, integration_id)
     fresh = app.token_service.fetch(UUID(integration_id), "test")
     assert fresh["access_token"] != first["access_token"]
