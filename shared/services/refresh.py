@@ -88,6 +88,11 @@ class Refresher:
             enabled = self.secrets.enabled_versions(integration.secret_ref)
             used = max([v for v in enabled if v >= integration.secret_version], default=integration.secret_version)
             refresh_token = json.loads(self.secrets.read(integration.secret_ref, used))["refresh_token"]
+            if not self._lease_outlasts_the_call(integration):
+                # Another worker may claim it before the provider answers: two calls with one rotating token
+                # would make the provider revoke the grant. Give the lease back and let the next run do it.
+                self.store.release(integration.id, owner)
+                return RefreshResult("busy", None, "lease_too_short")
             request = oauth.token_request(provider, client, oauth.refresh_grant(refresh_token))
             tokens = self.token_endpoint.exchange(request, provider, self.clock.now())
         except ProviderError as error:
@@ -115,6 +120,12 @@ class Refresher:
                 return self._failed(integration, owner, failure)
         self.step("after_secret_write")
         return self._store(integration, owner, tokens, version, reason, enabled)
+
+    def _lease_outlasts_the_call(self, integration: Integration) -> bool:
+        if integration.lease_until is None:
+            return False
+        margin = timedelta(seconds=self.settings.provider_timeout + 5)
+        return integration.lease_until - self.clock.now() > margin
 
     @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
     def _add_version(self, secret_ref: str, payload: bytes, labels: dict[str, str]) -> int:

@@ -243,3 +243,15 @@ def test_an_integration_deleted_during_its_refresh_leaves_no_secret(app, provide
     refresher = dataclasses.replace(app.refresher, step=delete_meanwhile)
     assert refresher.refresh(integration_id, force=True).outcome == "fenced"
     assert app.secret_store.enabled_versions(row.secret_ref) == []
+
+
+def test_a_lease_too_short_for_the_provider_call_is_given_back_before_calling(app, provider):
+    integration_id = UUID(connect(app, provider))
+    owner = app.refresher.new_owner("test")
+    claimed = app.refresh_store.claim(integration_id, owner, timedelta(seconds=3), datetime.now(UTC))
+    assert claimed is not None
+    calls = provider.stats()["token_requests"]
+    result = app.refresher.refresh_claimed(claimed, owner)
+    assert (result.outcome, result.reason) == ("busy", "lease_too_short")
+    assert provider.stats()["token_requests"] == calls
+    assert app.refresh_store.get(integration_id).lease_owner is None
