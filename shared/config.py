@@ -179,6 +179,8 @@ class Settings(BaseSettings):
             problems.append("DATA_KEY_SECRET: needs GCP_PROJECT (or SECRET_MANAGER_ENDPOINT) to reach Secret Manager")
         if self.data_keys and self.data_key_secret:
             problems.append("DATA_KEYS and DATA_KEY_SECRET: set one source for the data key, not both")
+        if self.provider_timeout + 10 > self.refresh_lease:
+            problems.append("REFRESH_LEASE: must exceed PROVIDER_TIMEOUT by at least 10 s (the call must fit)")
         if self.instance_connection_name and self.database_url:
             problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
         if self.instance_connection_name and not self.db_user:
@@ -203,8 +205,6 @@ class Settings(BaseSettings):
             problems.append(
                 "SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE: production checks the scheduler's identity"
             )
-        if self.provider_timeout >= self.refresh_lease:
-            problems.append("PROVIDER_TIMEOUT: must be shorter than REFRESH_LEASE")
         if not self.data_keys and not self.data_key_secret:
             problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEYS)")
         if not self.instance_connection_name and not (self.database_url or "").startswith("postgresql"):
