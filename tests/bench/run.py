@@ -49,16 +49,19 @@ def providers_file(directory: Path, stub: RemoteStub) -> Path:
     return path
 
 
-def timed_gets(url: str, n: int, headers: dict[str, str]) -> list[float]:
-    times = []
+def timed_gets(urls: list[str], n: int, headers: dict[str, str]) -> list[list[float]]:
+    """Time `n` GETs of each URL, interleaved, so both see the same load on a shared machine."""
+    times: list[list[float]] = [[] for _ in urls]
     with requests.Session() as session:
-        for _ in range(20):
-            session.get(url, headers=headers, timeout=10)  # warm: connections, the instance's caches
+        for url in urls:
+            for _ in range(20):
+                session.get(url, headers=headers, timeout=10)  # warm: connections, the instance's caches
         for _ in range(n):
-            started = time.perf_counter()
-            response = session.get(url, headers=headers, timeout=10)
-            times.append(time.perf_counter() - started)
-            assert response.status_code == 200, response.text
+            for i, url in enumerate(urls):
+                started = time.perf_counter()
+                response = session.get(url, headers=headers, timeout=10)
+                times[i].append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
     return times
 
 
@@ -79,8 +82,8 @@ def p1(env: dict[str, str], app, requests_n: int) -> dict[str, float]:
         "127.0.0.1",
     ]
     with serving_function("token_fetch", env) as fetch, serving(floor_args, env, ready_path="/") as floor:
-        fetch_times = timed_gets(f"{fetch}/token/{integration_id}", requests_n, headers)
-        floor_times = timed_gets(f"{floor}/floor/{integration_id}", requests_n, headers)
+        urls = [f"{fetch}/token/{integration_id}", f"{floor}/floor/{integration_id}"]
+        fetch_times, floor_times = timed_gets(urls, requests_n, headers)
     return {
         "median_ratio": statistics.median(fetch_times) / statistics.median(floor_times),
         "p95_ratio": _p95(fetch_times) / _p95(floor_times),
