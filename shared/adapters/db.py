@@ -31,11 +31,14 @@ def build_engine(settings: Settings, *, connector_factory: ConnectorFactory | No
 
 
 def engine_for_url(url: str, *, pool_size: int = 5) -> Engine:
+    # hide_parameters: SQL errors and logs never show bound values (ciphertexts, digests, identities).
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=1800)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -68,4 +71,5 @@ def _cloud_sql_engine(settings: Settings, connector_factory: ConnectorFactory | 
         max_overflow=2,
         pool_pre_ping=True,
         pool_recycle=1800,
+        hide_parameters=True,
     )

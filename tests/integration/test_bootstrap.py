@@ -117,3 +117,11 @@ def test_the_cloud_sql_connector_is_not_imported_unless_configured(sqlite_url):
         "assert 'google.cloud.sql.connector' not in sys.modules, 'imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_database_errors_never_show_bound_values(db_engine):
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as caught, db_engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE x = :v"), {"v": "a-secret-looking-value"})
+    assert "a-secret-looking-value" not in str(caught.value)
