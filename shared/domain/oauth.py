@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -194,8 +194,6 @@ def jwt_expiry(token: str) -> datetime | None:
         return None
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        from datetime import UTC
-
         return datetime.fromtimestamp(int(payload["exp"]), UTC)
     except (ValueError, KeyError, TypeError, OverflowError):
         return None

@@ -18,7 +18,7 @@ from shared.domain.models import (
 )
 from shared.domain.oauth import TokenSet
 from shared.domain.ports import Clock, IntegrationRepository, SecretStore
-from shared.errors import BrokerError, Conflict, NotFound
+from shared.errors import Conflict, NotFound
 from shared.providers.catalog import Provider
 
 log = logging.getLogger("broker.credentials")
@@ -125,5 +125,5 @@ def _undo_secret(secrets: SecretStore, secret_ref: str, version: int, *, whole_s
             secrets.delete(secret_ref)
         else:
             secrets.destroy_version(secret_ref, version)
-    except (BrokerError, Exception):  # noqa: BLE001 - the original failure is what the caller must see
+    except Exception:  # noqa: BLE001 - the original failure is what the caller must see
         log.error("could not remove secret %s after a failed write; `broker sweep-secrets` will", secret_ref)
