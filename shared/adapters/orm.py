@@ -86,6 +86,9 @@ class IntegrationRow(Base):
     token_expires_at: Mapped[datetime | None]
     access_token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     access_token_key_version: Mapped[int | None] = mapped_column(Integer)
+    # A rotated refresh token the secret store has not taken yet (sealed under the data key, bound to the row).
+    pending_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pending_secret_key_version: Mapped[int | None] = mapped_column(Integer)
     credential_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     last_refreshed_at: Mapped[datetime | None]
     last_refresh_error: Mapped[str | None] = mapped_column(String(500))
@@ -150,6 +153,7 @@ class AuditEventRow(Base):
     __table_args__ = (
         Index("ix_audit_events_integration", "integration_id", "occurred_at"),
         Index("ix_audit_events_entity", "entity_id", "occurred_at"),
+        Index("ix_audit_events_occurred_at", "occurred_at"),  # retention deletes by age
     )
 
 

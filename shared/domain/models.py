@@ -53,6 +53,8 @@ class Integration:
     token_expires_at: datetime | None = None
     access_token_ciphertext: bytes | None = None
     access_token_key_version: int | None = None
+    pending_secret_ciphertext: bytes | None = None
+    pending_secret_key_version: int | None = None
     credential_version: int = 0
     last_refreshed_at: datetime | None = None
     last_refresh_error: str | None = None
