@@ -93,6 +93,7 @@ class IntegrationRow(Base):
     last_refreshed_at: Mapped[datetime | None]
     last_refresh_error: Mapped[str | None] = mapped_column(String(500))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    consecutive_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_after: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None]
@@ -113,6 +114,12 @@ class IntegrationRow(Base):
             "token_expires_at",
             postgresql_where=text("status = 'active' AND token_expires_at IS NOT NULL"),
             sqlite_where=text("status = 'active' AND token_expires_at IS NOT NULL"),
+        ),
+        Index(  # the refresh job finds rotated tokens still waiting for the secret store
+            "ix_entity_integrations_pending",
+            "updated_at",
+            postgresql_where=text("pending_secret_ciphertext IS NOT NULL"),
+            sqlite_where=text("pending_secret_ciphertext IS NOT NULL"),
         ),
     )
 

@@ -1,8 +1,9 @@
 """Leases and fenced writes for refreshing (PostgreSQL and SQLite).
 
 A lease (`lease_owner`, `lease_until`) is taken with a conditional UPDATE, so one worker across all instances
-refreshes an integration at a time. Every write of new credentials is fenced on `credential_version`: a worker
-whose lease lapsed while another wrote newer credentials changes nothing.
+refreshes an integration at a time. Lease times are the database's clock (`db_now`), never an instance's. Every
+write of a refresh is fenced twice: on `credential_version` (a reconnect, a delete or another worker's refresh
+landed meanwhile) and on `lease_owner` (another worker claimed the row after this one's lease lapsed).
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, case, insert, or_, select, update
 
+from shared.adapters.db_clock import db_now
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.orm import IntegrationRow as R
 from shared.adapters.sql_repositories import load_integration, to_integration
 from shared.domain.models import AuditEvent, Integration, Status
+from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE
+
+# What pinning a settled version clears: the pending copy and the lease.
+PINNED = dict.fromkeys(("pending_secret_ciphertext", "pending_secret_key_version", "lease_owner", "lease_until"))
 
 
-def _lease_free(now: datetime) -> Any:
-    return or_(R.lease_until.is_(None), R.lease_until <= now)
+def _lease_free() -> Any:
+    return or_(R.lease_until.is_(None), R.lease_until <= db_now())
+
+
+def _events(conn: Any, events: list[AuditEvent], now: datetime) -> None:
+    if events:
+        conn.execute(insert(AuditEventRow), [{**asdict(e), "occurred_at": now} for e in events])
 
 
 class SqlRefreshStore:
@@ -32,8 +43,8 @@ class SqlRefreshStore:
         """Take the lease on one integration; None when another worker holds it."""
         statement = (
             update(R)
-            .where(R.id == integration_id, _lease_free(now))
-            .values(lease_owner=owner, lease_until=now + lease)
+            .where(R.id == integration_id, _lease_free())
+            .values(lease_owner=owner, lease_until=db_now(lease.total_seconds()))
             .returning(R)
         )
         with self._engine.begin() as conn:
@@ -55,7 +66,7 @@ class SqlRefreshStore:
                 R.token_expires_at.is_not(None),
                 R.token_expires_at <= now + horizon,
                 R.secret_ref.is_not(None),
-                _lease_free(now),
+                _lease_free(),
                 or_(R.next_attempt_after.is_(None), R.next_attempt_after <= now),
                 or_(R.last_refreshed_at.is_(None), R.last_refreshed_at < began),
             )
@@ -63,10 +74,24 @@ class SqlRefreshStore:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        return self._claim_ids(due, owner, lease)
+
+    def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]:
+        """Lease up to `limit` integrations holding a rotated token the secret store has not taken yet."""
+        pending = (
+            select(R.id)
+            .where(R.pending_secret_ciphertext.is_not(None), _lease_free())
+            .order_by(R.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return self._claim_ids(pending, owner, lease)
+
+    def _claim_ids(self, ids: Any, owner: str, lease: timedelta) -> list[Integration]:
         statement = (
             update(R)
-            .where(R.id.in_(due.scalar_subquery()), _lease_free(now))
-            .values(lease_owner=owner, lease_until=now + lease)
+            .where(R.id.in_(ids.scalar_subquery()), _lease_free())
+            .values(lease_owner=owner, lease_until=db_now(lease.total_seconds()))
             .returning(R)
         )
         with self._engine.begin() as conn:
@@ -85,16 +110,28 @@ class SqlRefreshStore:
         now: datetime,
         *,
         bump: bool,
+        extend: timedelta | None = None,
+        status: str = KEEP_STATUS,
     ) -> Integration | None:
-        """Apply `values` if the fencing counter is still `expected_version` (bumping it for new credentials) and
-        release this owner's lease; None when fenced out. Audit events land in the same transaction."""
-        assignments = {**values, "updated_at": now}
+        """Apply `values` if the fencing counter is still `expected_version` and `owner` still holds the lease
+        (bumping the counter for new credentials); None when fenced out. The lease is released, or with `extend`
+        renewed for that long from now (a slow step follows). `status` REAUTH_IF_ACTIVE moves an active row to
+        reauth_required and leaves any other status (a user's `inactive`) alone; a refresh never sets one
+        otherwise. Audit events land in the same transaction."""
+        assignments: dict[str, Any] = {**values, "updated_at": now}
         if bump:
             assignments["credential_version"] = expected_version + 1
+        if status == REAUTH_IF_ACTIVE:
+            active = R.status == Status.ACTIVE.value
+            assignments["status"] = case((active, Status.REAUTH_REQUIRED.value), else_=R.status)
+        if extend is None:
+            assignments |= {"lease_owner": None, "lease_until": None}
+        else:
+            assignments["lease_until"] = db_now(extend.total_seconds())
         statement = (
             update(R)
-            .where(R.id == integration_id, R.credential_version == expected_version)
-            .values(**assignments, lease_owner=None, lease_until=None)
+            .where(R.id == integration_id, R.credential_version == expected_version, R.lease_owner == owner)
+            .values(**assignments)
             .returning(R)
         )
         with self._engine.begin() as conn:
@@ -102,8 +139,31 @@ class SqlRefreshStore:
             if row is None:
                 self._release(conn, integration_id, owner)
                 return None
-            if events:
-                conn.execute(insert(AuditEventRow), [{**asdict(e), "occurred_at": now} for e in events])
+            _events(conn, events, now)
+        return to_integration(row)
+
+    def pin(
+        self, integration: Integration, owner: str, version: int, events: list[AuditEvent], now: datetime
+    ) -> Integration | None:
+        """The pending token is in the secret store as `version`: point the row at it, clear the pending copy and
+        release the lease, if nothing changed since `integration` was read; None when fenced out."""
+        statement = (
+            update(R)
+            .where(
+                R.id == integration.id,
+                R.credential_version == integration.credential_version,
+                R.lease_owner == owner,
+                R.pending_secret_ciphertext == integration.pending_secret_ciphertext,
+            )
+            .values(**PINNED, secret_version=version, updated_at=now)
+            .returning(R)
+        )
+        with self._engine.begin() as conn:
+            row = conn.execute(statement).one_or_none()
+            if row is None:
+                self._release(conn, integration.id, owner)
+                return None
+            _events(conn, events, now)
         return to_integration(row)
 
     def release(self, integration_id: UUID, owner: str) -> None:
@@ -129,4 +189,4 @@ class SqlRefreshStore:
                     .where(R.id == integration.id, or_(R.last_used_at.is_(None), R.last_used_at < now - every))
                     .values(last_used_at=now)
                 )
-            conn.execute(insert(AuditEventRow), [{**asdict(event), "occurred_at": now}])
+            _events(conn, [event], now)

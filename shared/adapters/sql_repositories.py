@@ -23,6 +23,7 @@ CREDENTIAL_FIELDS = (
     "status", "account_subject", "account_email", "account_login", "granted_scopes", "secret_ref", "secret_version",
     "token_expires_at", "access_token_ciphertext", "access_token_key_version", "last_refreshed_at",
     "last_refresh_error", "consecutive_failures", "next_attempt_after", "lease_owner", "lease_until", "label",
+    "pending_secret_ciphertext", "pending_secret_key_version", "consecutive_refusals",
 )  # fmt: skip
 
 

@@ -59,6 +59,7 @@ class Integration:
     last_refreshed_at: datetime | None = None
     last_refresh_error: str | None = None
     consecutive_failures: int = 0
+    consecutive_refusals: int = 0  # definitive-looking refusals in a row (a 4xx without a transient marker)
     next_attempt_after: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None

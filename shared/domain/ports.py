@@ -147,14 +147,23 @@ class Authenticator(Protocol):
     def entity_id(self, request: Any) -> str: ...
 
 
+KEEP_STATUS = "keep"
+REAUTH_IF_ACTIVE = "reauth_if_active"
+
+
 class RefreshStore(Protocol):
-    """Leases and fenced writes on integration rows (SqlRefreshStore)."""
+    """Leases (on the database's clock) and fenced writes on integration rows (SqlRefreshStore).
+
+    Every write is fenced on `credential_version` and on the lease owner: a worker that lost either changes nothing.
+    """
 
     def claim(self, integration_id: UUID, owner: str, lease: timedelta, now: datetime) -> Integration | None: ...
 
     def claim_due(
         self, horizon: timedelta, limit: int, owner: str, lease: timedelta, now: datetime, began: datetime
     ) -> list[Integration]: ...
+
+    def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]: ...
 
     def get(self, integration_id: UUID) -> Integration | None: ...
 
@@ -168,6 +177,12 @@ class RefreshStore(Protocol):
         now: datetime,
         *,
         bump: bool,
+        extend: timedelta | None = None,
+        status: str = KEEP_STATUS,
+    ) -> Integration | None: ...
+
+    def pin(
+        self, integration: Integration, owner: str, version: int, events: list[AuditEvent], now: datetime
     ) -> Integration | None: ...
 
     def release(self, integration_id: UUID, owner: str) -> None: ...

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Literal
 
 from shared.domain.models import CredentialType, Integration, Status
 from shared.providers.catalog import Provider
@@ -11,12 +13,24 @@ from shared.providers.catalog import Provider
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 PERMANENT_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client", "access_denied"})
+# Our own findings that end a grant as surely as invalid_grant: the pinned master secret is gone.
+PERMANENT_BROKER_ERRORS = frozenset({"secret_not_found"})
+# A refusal without a transient marker (a 4xx, `invalid_request`, ...) is permanent when it repeats this many times
+# in a row; the backoff between attempts spreads them over minutes, so a provider's bad minute does not end a grant.
+REFUSALS_BEFORE_PERMANENT = 3
+# A forced refresh this soon after the last one answers the token that one produced: callers that all saw the
+# same 401 cause one provider call, not one each.
+FORCE_REFRESH_QUIET = timedelta(seconds=5)
+
+Failure = Literal["permanent", "refused", "transient"]
 
 
 def should_refresh(
-    integration: Integration, provider: Provider, now: datetime, *, min_ttl: int = 0, force: bool = False
-) -> tuple[bool, str]:
-    """Decide whether to refresh now, and say why (the reason is logged and counted)."""
+    integration: Integration, provider: Provider, now: datetime, *, min_ttl: int = 0, force: bool = False,
+    quiet: timedelta = timedelta(0),
+) -> tuple[bool, str]:  # fmt: skip
+    """Decide whether to refresh now, and say why (the reason is logged and counted). `quiet`: a forced refresh
+    this soon after the last refresh is not made (callers pass FORCE_REFRESH_QUIET)."""
     if integration.credential_type != CredentialType.OAUTH2:
         return False, "static_credentials"
     if integration.status != Status.ACTIVE:
@@ -26,15 +40,32 @@ def should_refresh(
     if integration.next_attempt_after is not None and now < integration.next_attempt_after:
         return False, "cooling_down"
     if force:
+        last = integration.last_refreshed_at
+        if last is not None and now - last < quiet and integration.access_token_ciphertext is not None:
+            return False, "just_refreshed"
         return True, "forced"
     expires_at = integration.token_expires_at
     if expires_at is None:
         return False, "does_not_expire"
     if expires_at <= now:
         return True, "expired"
-    if expires_at - now <= timedelta(seconds=max(provider.refresh_margin, min_ttl)):
+    ttl = effective_min_ttl(integration, min_ttl)
+    if expires_at - now <= timedelta(seconds=max(provider.refresh_margin, ttl)):
         return True, "expires_soon"
     return False, "fresh"
+
+
+def effective_min_ttl(integration: Integration, min_ttl: int) -> int:
+    """`min_ttl`, capped when even a fresh token could not meet it.
+
+    The provider's lifetime is read off the current token (expiry minus when it was obtained). When `min_ttl` is at
+    least that long, a refresh cannot produce a token that satisfies it, so it is capped at half the lifetime: each
+    token is refreshed for `min_ttl` at most once, and the answer carries the token's real `expires_at`.
+    """
+    if min_ttl <= 0 or integration.token_expires_at is None or integration.last_refreshed_at is None:
+        return max(0, min_ttl)
+    lifetime = int((integration.token_expires_at - integration.last_refreshed_at).total_seconds())
+    return min_ttl if min_ttl < lifetime else max(0, lifetime // 2)
 
 
 def token_usable(integration: Integration, now: datetime, min_ttl: int = 0) -> bool:
@@ -42,7 +73,8 @@ def token_usable(integration: Integration, now: datetime, min_ttl: int = 0) -> b
     if integration.access_token_ciphertext is None:
         return False
     expires_at = integration.token_expires_at
-    return expires_at is None or expires_at - now > timedelta(seconds=min_ttl)
+    ttl = effective_min_ttl(integration, min_ttl)
+    return expires_at is None or expires_at - now > timedelta(seconds=ttl)
 
 
 def backoff(failures: int, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:
@@ -54,5 +86,20 @@ def backoff(failures: int, retry_after: float | None = None, rng: random.Random 
     return delay
 
 
-def is_permanent(oauth_error: str) -> bool:
-    return oauth_error in PERMANENT_ERRORS
+def classify_failure(
+    oauth_error: str, transient: bool, provider_permanent: Collection[str], refusals_before: int
+) -> tuple[Failure, int]:
+    """What a failed refresh means, and the count of definitive refusals in a row after it.
+
+    `permanent`: the grant is gone (a standard error, one the catalog lists for this provider, or the pinned secret
+    is missing). `refused`: a refusal without a transient marker that has not yet repeated
+    REFUSALS_BEFORE_PERMANENT times (it becomes `permanent` when it has). `transient`: try again after a backoff.
+    """
+    if oauth_error in PERMANENT_ERRORS or oauth_error in PERMANENT_BROKER_ERRORS:
+        return "permanent", refusals_before
+    if oauth_error in provider_permanent:  # the catalog's provider-specific ones (GitHub's bad_refresh_token)
+        return "permanent", refusals_before
+    if transient:
+        return "transient", 0
+    refusals = refusals_before + 1
+    return ("permanent" if refusals >= REFUSALS_BEFORE_PERMANENT else "refused"), refusals

@@ -68,6 +68,7 @@ class Provider:
     refresh_token_rotates: bool = False
     default_token_lifetime: int | None = 3600  # None: a token without expires_in does not expire
     refresh_margin: int = 300
+    permanent_errors: tuple[str, ...] = ()  # provider-specific token-endpoint errors that end the grant
     identity: Identity | None = None
     credentials_schema: Mapping[str, Any] | None = field(default=None, hash=False)
 
@@ -229,7 +230,7 @@ def _check_entries(entries: Mapping[str, Mapping[str, Any]], origin: Mapping[str
 
 def _provider(pid: str, entry: Mapping[str, Any]) -> Provider:
     values = dict(entry)
-    for key in ("aliases", "hooks", "scopes"):
+    for key in ("aliases", "hooks", "scopes", "permanent_errors"):
         if key in values:
             values[key] = tuple(values[key])
     for key in ("authorization_params", "token_params", "request_headers", "credentials_schema"):

@@ -23,10 +23,19 @@ from shared.providers.catalog import Provider
 
 log = logging.getLogger("broker.credentials")
 ACCESS_TOKEN_PURPOSE = "access_token"
+PENDING_SECRET_PURPOSE = "pending_refresh_token"
+# Versions between the old pin and the new one are destroyed by number (reads and destroys by number are strongly
+# consistent; listing is not). Past this many, the gap is left to `destroy_superseded`'s listing.
+DESTROY_BY_NUMBER = 16
 
 
-def master_secret_payload(refresh_token: str) -> bytes:
-    return json.dumps({"refresh_token": refresh_token}).encode()
+def master_secret_payload(refresh_token: str, *, written_for: int | None = None) -> bytes:
+    """A refresh token as kept in the secret store. `written_for`: the credential_version of the row the version
+    was written for (the refresh engine records it, so a version can always be traced to the write it belongs to)."""
+    body: dict[str, object] = {"refresh_token": refresh_token}
+    if written_for is not None:
+        body["credential_version"] = written_for
+    return json.dumps(body).encode()
 
 
 def destroy_superseded(secrets: SecretStore, secret_ref: str, keep: int, known: list[int] | None = None) -> None:
@@ -38,6 +47,20 @@ def destroy_superseded(secrets: SecretStore, secret_ref: str, keep: int, known: 
                 secrets.destroy_version(secret_ref, version)
     except Exception:  # noqa: BLE001 - cleanup must not fail a write that has already landed
         log.warning("could not destroy superseded versions of %s; the next write retries", secret_ref)
+
+
+def destroy_between(secrets: SecretStore, secret_ref: str, old: int | None, new: int) -> None:
+    """Destroy versions `old` … `new - 1` by number, now that the row is pinned to `new`. Best effort."""
+    if old is None or old >= new:
+        return
+    if new - old > DESTROY_BY_NUMBER:
+        destroy_superseded(secrets, secret_ref, new)
+        return
+    try:
+        for version in range(old, new):
+            secrets.destroy_version(secret_ref, version)
+    except Exception:  # noqa: BLE001 - cleanup must not fail a write that has already landed
+        log.warning("could not destroy superseded versions %s-%s of %s; they stay enabled", old, new - 1, secret_ref)
 
 
 def store_connection(
@@ -70,6 +93,7 @@ def store_connection(
         status=Status.ACTIVE, created_at=now, updated_at=now,
     )  # fmt: skip
     secret_ref = secret_id_for(secret_prefix, integration.id)
+    previous = integration.secret_version if integration.secret_ref == secret_ref else None  # before it changes
     new_version = None
     if tokens.refresh_token:
         labels = {"entity": record.entity_id, "provider": provider.id}
@@ -90,6 +114,9 @@ def store_connection(
     integration.last_refreshed_at = now
     integration.last_refresh_error, integration.consecutive_failures, integration.next_attempt_after = None, 0, None
     integration.lease_owner = integration.lease_until = None
+    # A rotated token of the old grant still waiting for the secret store is superseded by this grant.
+    integration.pending_secret_ciphertext = integration.pending_secret_key_version = None
+    integration.consecutive_refusals = 0
     integration.label = record.label or integration.label
 
     action = "oauth.reconnect" if existing else "oauth.connect"
@@ -106,7 +133,7 @@ def store_connection(
             _undo_secret(secrets, secret_ref, new_version, whole_secret=existing is None or existing.secret_ref is None)
         raise
     if new_version is not None:
-        destroy_superseded(secrets, secret_ref, new_version)
+        destroy_between(secrets, secret_ref, previous, new_version)
     return stored
 
 

@@ -1,38 +1,51 @@
-"""Refreshing one integration: lease, recover, call the provider, write in order, classify failures.
+"""Refreshing one integration: lease, call the provider, keep a rotated token durable, classify failures.
 
-Write order (a crash between any two steps is recovered by the next attempt):
-provider answers → new master-secret version (only when the refresh token changed) → the row (ciphertext, expiry,
-pinned version, fencing counter) in one transaction → superseded versions destroyed. The next attempt reads the
-newest enabled version at or above the pinned one, so a version written by a worker that died before its row
-update is used rather than lost.
+Write order (a crash between any two steps loses nothing that was written):
+1. the provider answers;
+2. one fenced transaction writes the access token, its expiry and — when the refresh token rotated — the new
+   refresh token sealed into the row (`pending_secret_ciphertext`), bumping the fencing counter and renewing the
+   lease. From here on the rotated token is durable whatever the secret store does;
+3. the pending token is added to the secret store as a new version (labelled in its payload with the
+   credential_version it was written for);
+4. a second fenced transaction pins the row to that version and clears the pending copy;
+5. the versions below the new pin are destroyed, by number.
+The next attempt, or the refresh job, prefers a pending token over the pinned version and finishes steps 3-5. A
+worker that loses the fence at 4 destroys the version it added at 3. Nothing here lists versions (listing is
+eventually consistent on Secret Manager); reads and destroys are by number. The one window no client can close
+is between 1 and 2: a process killed there loses a token only it ever saw.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from tenacity import retry, stop_after_attempt, wait_exponential
-
 from shared.config import Settings
 from shared.domain import oauth
 from shared.domain.envelope import Keyring
-from shared.domain.models import AuditEvent, Integration, Status
-from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
-from shared.domain.refresh import backoff, is_permanent, should_refresh
-from shared.errors import BrokerError, ProviderError
+from shared.domain.models import AuditEvent, Integration
+from shared.domain.ports import REAUTH_IF_ACTIVE, Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
+from shared.domain.refresh import backoff, classify_failure, should_refresh
+from shared.errors import BrokerError, ProviderError, SecretNotFound
 from shared.providers.catalog import Catalog
-from shared.services.credentials import ACCESS_TOKEN_PURPOSE, destroy_superseded, master_secret_payload
+from shared.services.credentials import (
+    ACCESS_TOKEN_PURPOSE,
+    PENDING_SECRET_PURPOSE,
+    destroy_between,
+    master_secret_payload,
+)
 
 log = logging.getLogger("broker.refresh")
 
-Outcome = Literal["refreshed", "busy", "not_due", "fenced", "transient", "reauth_required"]
+Outcome = Literal["refreshed", "busy", "not_due", "fenced", "transient", "reauth_required", "settled"]
 Step = Callable[[str], None]
+AFTER_CALL = 5.0  # seconds the lease must still hold after the provider's timeout: step 2 must land within it
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,18 @@ class RefreshResult:
     integration: Integration | None
     reason: str = ""
     retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease this worker holds. `deadline` is on this process's monotonic clock, taken before the claim was sent,
+    so it passes no later than the database's `lease_until`."""
+
+    owner: str
+    deadline: float
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 def _no_fault(_step: str) -> None:
@@ -63,21 +88,26 @@ class Refresher:
     def new_owner(self, kind: str) -> str:
         return f"{kind}-{uuid.uuid4().hex[:12]}"
 
-    def refresh(self, integration_id: uuid.UUID, *, force: bool = False, min_ttl: int = 0) -> RefreshResult:
+    def lease_from(self, owner: str, claimed_at: float) -> Lease:
+        return Lease(owner, claimed_at + self.lease.total_seconds())
+
+    def refresh(
+        self, integration_id: uuid.UUID, *, force: bool = False, min_ttl: int = 0, quiet: timedelta = timedelta(0)
+    ) -> RefreshResult:
         owner = self.new_owner("fetch")
+        sent = time.monotonic()
         claimed = self.store.claim(integration_id, owner, self.lease, self.clock.now())
         if claimed is None:
             return RefreshResult("busy", None, "leased_elsewhere")
         provider = self.catalog.get(claimed.provider)
-        due, reason = should_refresh(claimed, provider, self.clock.now(), min_ttl=min_ttl, force=force)
-        if not due:  # another worker refreshed it while we waited for the lease
+        due, reason = should_refresh(claimed, provider, self.clock.now(), min_ttl=min_ttl, force=force, quiet=quiet)
+        if not due:  # another worker refreshed it while we waited for the lease, or it cools down
             self.store.release(integration_id, owner)
             return RefreshResult("not_due", claimed, reason)
-        return self.refresh_claimed(claimed, owner, reason)
+        return self.refresh_claimed(claimed, self.lease_from(owner, sent), reason)
 
-    def refresh_claimed(self, integration: Integration, owner: str, reason: str = "due") -> RefreshResult:
+    def refresh_claimed(self, integration: Integration, lease: Lease, reason: str = "due") -> RefreshResult:
         assert integration.secret_ref is not None
-        assert integration.secret_version is not None
         try:
             provider = self.directory.resolve(
                 self.catalog.get(integration.provider).with_base_url(self.settings.base_url)
@@ -85,61 +115,45 @@ class Refresher:
             client = self.settings.provider_credentials(provider.id)
             if client is None:
                 raise ProviderError("provider not configured", oauth_error="provider_not_configured", transient=True)
-            enabled = self.secrets.enabled_versions(integration.secret_ref)
-            used = max([v for v in enabled if v >= integration.secret_version], default=integration.secret_version)
-            refresh_token = json.loads(self.secrets.read(integration.secret_ref, used))["refresh_token"]
-            if not self._lease_outlasts_the_call(integration):
+            refresh_token = self.current_refresh_token(integration)
+            if lease.remaining() <= self.settings.provider_timeout + AFTER_CALL:
                 # Another worker may claim it before the provider answers: two calls with one rotating token
                 # would make the provider revoke the grant. Give the lease back and let the next run do it.
-                self.store.release(integration.id, owner)
+                self.store.release(integration.id, lease.owner)
                 return RefreshResult("busy", None, "lease_too_short")
             request = oauth.token_request(provider, client, oauth.refresh_grant(refresh_token))
             tokens = self.token_endpoint.exchange(request, provider, self.clock.now())
         except ProviderError as error:
-            return self._failed(integration, owner, error)
+            return self._failed(integration, lease, error)
+        except SecretNotFound:  # the pinned version was destroyed: no token to refresh with, ever
+            failure = ProviderError("the pinned secret is gone", oauth_error="secret_not_found", transient=False)
+            return self._failed(integration, lease, failure)
         except BrokerError as error:  # the secret store or the data key: not the provider's fault, retry later
             failure = ProviderError(error.message, oauth_error=error.code, transient=True)
-            return self._failed(integration, owner, failure)
+            return self._failed(integration, lease, failure)
         except Exception as exc:  # noqa: BLE001 - e.g. an unreadable secret: back off like any failure, never loop
             log.error("refresh of %s failed unexpectedly: %s", integration.id, type(exc).__name__)
             failure = ProviderError(
                 "unexpected failure", oauth_error=f"internal:{type(exc).__name__}"[:64], transient=True
             )
-            return self._failed(integration, owner, failure)
+            return self._failed(integration, lease, failure)
         self.step("after_provider")
-        version = used
-        if tokens.refresh_token and tokens.refresh_token != refresh_token:
-            labels = {"entity": integration.entity_id, "provider": integration.provider}
-            try:
-                version = self._add_version(integration.secret_ref, master_secret_payload(tokens.refresh_token), labels)
-            except Exception as exc:  # noqa: BLE001 - the store is down or refuses: say so, keep the job going
-                log.error(
-                    "refresh of %s: the rotated token could not be stored (%s)", integration.id, type(exc).__name__
-                )
-                failure = ProviderError("secret store failed", oauth_error="secret_store_failed", transient=True)
-                return self._failed(integration, owner, failure)
-        self.step("after_secret_write")
-        return self._store(integration, owner, tokens, version, reason, enabled)
+        return self._store(integration, lease, tokens, refresh_token, reason)
 
-    def _lease_outlasts_the_call(self, integration: Integration) -> bool:
-        if integration.lease_until is None:
-            return False
-        margin = timedelta(seconds=self.settings.provider_timeout + 5)
-        return integration.lease_until - self.clock.now() > margin
-
-    @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
-    def _add_version(self, secret_ref: str, payload: bytes, labels: dict[str, str]) -> int:
-        # The provider already rotated the token: losing this write would lose the integration, so retry.
-        return self.secrets.add_version(secret_ref, payload, labels)
+    def current_refresh_token(self, integration: Integration) -> str:
+        """The refresh token to use: the pending (rotated, not yet in the secret store) one, else the pinned one."""
+        if integration.pending_secret_ciphertext is not None and integration.pending_secret_key_version is not None:
+            return self.keyring.open(
+                integration.pending_secret_ciphertext, key_version=integration.pending_secret_key_version,
+                purpose=PENDING_SECRET_PURPOSE, record=str(integration.id),
+            ).decode()  # fmt: skip
+        assert integration.secret_ref is not None
+        if integration.secret_version is None:
+            raise SecretNotFound("the integration pins no secret version")
+        return str(json.loads(self.secrets.read(integration.secret_ref, integration.secret_version))["refresh_token"])
 
     def _store(
-        self,
-        integration: Integration,
-        owner: str,
-        tokens: oauth.TokenSet,
-        version: int,
-        reason: str,
-        enabled: list[int],
+        self, integration: Integration, lease: Lease, tokens: oauth.TokenSet, used: str, reason: str
     ) -> RefreshResult:
         now = self.clock.now()
         sealed, key_version = self.keyring.seal(
@@ -147,60 +161,110 @@ class Refresher:
         )
         values: dict[str, Any] = {
             "access_token_ciphertext": sealed, "access_token_key_version": key_version,
-            "token_expires_at": tokens.expires_at, "secret_version": version, "last_refreshed_at": now,
-            "last_refresh_error": None, "consecutive_failures": 0, "next_attempt_after": None,
-            "status": Status.ACTIVE.value,
+            "token_expires_at": tokens.expires_at, "last_refreshed_at": now, "last_refresh_error": None,
+            "consecutive_failures": 0, "consecutive_refusals": 0, "next_attempt_after": None,
         }  # fmt: skip
         if tokens.scopes:
             values["granted_scopes"] = tokens.scopes
-        event = _event(
-            integration,
-            "token.refresh",
-            "success",
-            {"reason": reason, "rotated": version != integration.secret_version},
-        )
+        rotated = bool(tokens.refresh_token) and tokens.refresh_token != used
+        pending = tokens.refresh_token if rotated else None
+        if pending is not None:
+            values["pending_secret_ciphertext"], values["pending_secret_key_version"] = self.keyring.seal(
+                pending.encode(), purpose=PENDING_SECRET_PURPOSE, record=str(integration.id)
+            )
+        elif integration.pending_secret_ciphertext is not None:
+            pending = used  # the token we used is still only in the row: finish moving it
+        event = _event(integration, "token.refresh", "success", {"reason": reason, "rotated": rotated})
+        sent = time.monotonic()
         stored = self.store.write(
-            integration.id, integration.credential_version, owner, values, [event], now, bump=True
-        )
+            integration.id, integration.credential_version, lease.owner, values, [event], now,
+            bump=True, extend=self.lease if pending is not None else None,
+        )  # fmt: skip
         if stored is None:
-            # Fenced out: a newer write landed, and a version we added stays for the next attempt to find or clean.
-            # If the row is gone (deleted meanwhile), nothing will: remove the secret here.
+            # Fenced out (a reconnect, a delete or another worker landed first): this worker wrote nothing. If the
+            # row is gone, remove a secret a concurrent delete may have missed.
             if self.store.get(integration.id) is None and integration.secret_ref is not None:
                 self.secrets.delete(integration.secret_ref)
             return RefreshResult("fenced", None, "newer_credentials")
         self.step("after_row_update")
-        assert integration.secret_ref is not None
-        destroy_superseded(self.secrets, integration.secret_ref, version, known=enabled)
+        if pending is not None:
+            stored = self._settle(stored, self.lease_from(lease.owner, sent), pending)
         return RefreshResult("refreshed", stored, reason)
 
-    def _failed(self, integration: Integration, owner: str, error: ProviderError) -> RefreshResult:
+    def settle_claimed(self, integration: Integration, lease: Lease) -> RefreshResult:
+        """Move a pending token into the secret store (the refresh job's second chance); the lease is released."""
+        try:
+            token = self.current_refresh_token(integration)
+        except BrokerError as error:
+            log.error("pending token of %s cannot be opened: %s", integration.id, error.code)
+            self.store.release(integration.id, lease.owner)
+            return RefreshResult("transient", integration, error.code)
+        settled = self._settle(integration, lease, token)
+        outcome: Outcome = "settled" if settled.pending_secret_ciphertext is None else "transient"
+        return RefreshResult(outcome, settled, "pending_secret")
+
+    def _settle(self, integration: Integration, lease: Lease, token: str) -> Integration:
+        """Steps 3-5. A failure leaves the token pending (durable) and releases the lease; never raises."""
+        assert integration.secret_ref is not None
+        labels = {"entity": integration.entity_id, "provider": integration.provider}
+        payload = master_secret_payload(token, written_for=integration.credential_version)
+        try:
+            version = self.secrets.add_version(integration.secret_ref, payload, labels)
+        except Exception as exc:  # noqa: BLE001 - an outage or a quota: the token stays pending, nothing is lost
+            log.warning("refresh of %s: secret store refused the write (%s); kept pending", integration.id,
+                        type(exc).__name__)  # fmt: skip
+            self.store.release(integration.id, lease.owner)
+            return integration
+        self.step("after_secret_write")
+        event = _event(integration, "secret.version_added", "success", {"version": version})
+        pinned = self.store.pin(integration, lease.owner, version, [event], self.clock.now())
+        if pinned is None:  # fenced out meanwhile: the version we added must not outlive us
+            self._destroy_quietly(integration.secret_ref, version)
+            return self.store.get(integration.id) or integration
+        self.step("after_pin")
+        destroy_between(self.secrets, integration.secret_ref, integration.secret_version, version)
+        return pinned
+
+    def _destroy_quietly(self, secret_ref: str, version: int) -> None:
+        try:
+            self.secrets.destroy_version(secret_ref, version)
+        except Exception as exc:  # noqa: BLE001 - the row never pointed at it; it only costs until destroyed
+            log.warning("could not destroy unpinned version %s of %s: %s", version, secret_ref, type(exc).__name__)
+
+    def _failed(self, integration: Integration, lease: Lease, error: ProviderError) -> RefreshResult:
         now = self.clock.now()
-        log.warning("refresh of %s failed: %s (transient=%s)", integration.id, error.oauth_error, error.transient)
-        if is_permanent(error.oauth_error):
+        provider = self.catalog.get(integration.provider) if integration.provider in self.catalog else None
+        kind, refusals = classify_failure(
+            error.oauth_error, error.transient, provider.permanent_errors if provider else (),
+            integration.consecutive_refusals,
+        )  # fmt: skip
+        log.warning("refresh of %s failed: %s (%s)", integration.id, error.oauth_error, kind)
+        if kind == "permanent":
             current = self.store.get(integration.id)
             if current is not None and current.credential_version != integration.credential_version:
-                self.store.release(integration.id, owner)  # another worker rotated it meanwhile: not a failure
+                self.store.release(integration.id, lease.owner)  # another worker rotated it meanwhile
                 return RefreshResult("fenced", current, "rotated_elsewhere")
-            permanent: dict[str, Any] = {
-                "status": Status.REAUTH_REQUIRED.value,
-                "last_refresh_error": error.oauth_error,
-                "next_attempt_after": None,
-            }
+            values: dict[str, Any] = {
+                "last_refresh_error": error.oauth_error, "next_attempt_after": None,
+                "consecutive_refusals": refusals,
+            }  # fmt: skip
             event = _event(integration, "token.refresh", "reauth_required", {"error": error.oauth_error})
             stored = self.store.write(
-                integration.id, integration.credential_version, owner, permanent, [event], now, bump=False
-            )
+                integration.id, integration.credential_version, lease.owner, values, [event], now,
+                bump=False, status=REAUTH_IF_ACTIVE,
+            )  # fmt: skip
             return RefreshResult("reauth_required" if stored else "fenced", stored, error.oauth_error)
         failures = integration.consecutive_failures + 1
         retry_at = now + backoff(failures, error.details.get("retry_after"))
         values = {
-            "consecutive_failures": failures,
-            "next_attempt_after": retry_at,
+            "consecutive_failures": failures, "consecutive_refusals": refusals, "next_attempt_after": retry_at,
             "last_refresh_error": error.oauth_error,
-        }
-        event = _event(integration, "token.refresh", "failure", {"error": error.oauth_error, "failures": failures})
+        }  # fmt: skip
+        event = _event(
+            integration, "token.refresh", "failure", {"error": error.oauth_error, "failures": failures, "kind": kind}
+        )
         stored = self.store.write(
-            integration.id, integration.credential_version, owner, values, [event], now, bump=False
+            integration.id, integration.credential_version, lease.owner, values, [event], now, bump=False
         )
         return RefreshResult("transient", stored, error.oauth_error, (retry_at - now).total_seconds())
 

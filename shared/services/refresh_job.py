@@ -1,4 +1,8 @@
-"""The scheduled refresh job: claim what expires soon in batches, refresh with bounded concurrency, stop in time."""
+"""The scheduled refresh job: claim what expires soon in batches, refresh with bounded concurrency, stop in time.
+
+Each run first moves rotated refresh tokens that are still pending in their rows (the secret store refused them
+earlier) into the secret store, then refreshes what expires within the horizon.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from datetime import timedelta
 
 from shared.domain.models import Integration
 from shared.domain.ports import Clock, RefreshStore
-from shared.services.refresh import Refresher, RefreshResult
+from shared.services.refresh import Lease, Refresher, RefreshResult
 
 log = logging.getLogger("broker.refresh_job")
 
@@ -20,6 +24,10 @@ COUNTED = {
     "transient": "failed_transient",
     "reauth_required": "reauth_required",
 }
+SETTLE_COUNTED = {"settled": "secrets_settled", "transient": "secrets_pending"}
+SUMMARY = (
+    "claimed", "refreshed", "failed_transient", "reauth_required", "skipped", "secrets_settled", "secrets_pending",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -31,14 +39,45 @@ class JobSettings:
     safety: float = 15.0  # stop claiming this long before the deadline: a claimed batch must finish
 
 
-def _refresh(refresher: Refresher, integration: Integration, owner: str) -> RefreshResult:
+def _refresh(refresher: Refresher, integration: Integration, lease: Lease) -> RefreshResult:
     """One refresh that cannot take the job down. An error that escaped even the failure bookkeeping (the database
     went away) keeps the lease until it lapses, so this run does not claim the integration again."""
     try:
-        return refresher.refresh_claimed(integration, owner)
+        return refresher.refresh_claimed(integration, lease)
     except Exception as exc:  # noqa: BLE001 - one broken integration must not stop the others
         log.error("refresh of %s failed unexpectedly: %s", integration.id, type(exc).__name__)
         return RefreshResult("transient", None, type(exc).__name__)
+
+
+def _settle(refresher: Refresher, integration: Integration, lease: Lease) -> RefreshResult:
+    try:
+        return refresher.settle_claimed(integration, lease)
+    except Exception as exc:  # noqa: BLE001 - as above: the token stays pending in its row
+        log.error("settling %s failed unexpectedly: %s", integration.id, type(exc).__name__)
+        return RefreshResult("transient", None, type(exc).__name__)
+
+
+def settle_pending(store: RefreshStore, refresher: Refresher, settings: JobSettings, stop_at: float) -> Counter[str]:
+    """Move pending rotated tokens into the secret store, batch by batch, until none is left, one comes back (the
+    store still refuses: the next run tries again), or `stop_at` (monotonic) passes."""
+    counts: Counter[str] = Counter()
+    seen: set[object] = set()
+    owner = refresher.new_owner("settle")
+    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="settle") as pool:
+        while time.monotonic() < stop_at:
+            sent = time.monotonic()
+            batch = store.claim_pending(min(settings.batch_size, settings.concurrency), owner, refresher.lease)
+            again = [i for i in batch if i.id in seen]
+            for integration in again:
+                store.release(integration.id, owner)
+            fresh = [i for i in batch if i.id not in seen]
+            seen |= {i.id for i in fresh}
+            leases = [refresher.lease_from(owner, sent)] * len(fresh)
+            for result in pool.map(_settle, [refresher] * len(fresh), fresh, leases):
+                counts[SETTLE_COUNTED.get(result.outcome, "secrets_pending")] += 1
+            if again or not fresh:
+                break
+    return counts
 
 
 def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, settings: JobSettings) -> dict[str, int]:
@@ -46,26 +85,28 @@ def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, set
     started = time.monotonic()
     owner = refresher.new_owner("job")
     began = clock.now()  # what this run refreshed is not claimed again by it, however short its new lifetime
-    counts: Counter[str] = Counter()
+    counts = settle_pending(store, refresher, settings, started + (settings.deadline - settings.safety) / 4)
     # Claim only what free workers start at once: a claimed integration never waits in a queue while its lease
     # runs out. Claim again when a quarter of the workers are free (fewer claim queries, no idle pool).
     refill = max(1, settings.concurrency // 4)
-    pending: set[Future[RefreshResult]] = set()
+    running: set[Future[RefreshResult]] = set()
     exhausted = False
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="refresh") as pool:
         while True:
             in_time = time.monotonic() - started < settings.deadline - settings.safety
-            free = min(settings.batch_size, settings.concurrency - len(pending))
-            if in_time and not exhausted and (free >= refill or not pending):
+            free = min(settings.batch_size, settings.concurrency - len(running))
+            if in_time and not exhausted and (free >= refill or not running):
+                sent = time.monotonic()
                 batch = store.claim_due(settings.horizon, free, owner, refresher.lease, clock.now(), began)
                 exhausted = not batch
                 counts["claimed"] += len(batch)
-                pending |= {pool.submit(_refresh, refresher, integration, owner) for integration in batch}
-            if not pending:
+                lease = refresher.lease_from(owner, sent)
+                running |= {pool.submit(_refresh, refresher, integration, lease) for integration in batch}
+            if not running:
                 break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 counts[COUNTED.get(future.result().outcome, "skipped")] += 1
-    summary = {key: counts[key] for key in ("claimed", "refreshed", "failed_transient", "reauth_required", "skipped")}
+    summary = {key: counts[key] for key in SUMMARY}
     summary["duration_ms"] = int((time.monotonic() - started) * 1000)
     return summary

@@ -18,7 +18,7 @@ from uuid import UUID
 from shared.domain.envelope import Keyring
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status
 from shared.domain.ports import Clock, RefreshStore, SecretStore
-from shared.domain.refresh import should_refresh, token_usable
+from shared.domain.refresh import FORCE_REFRESH_QUIET, should_refresh, token_usable
 from shared.errors import BrokerError, Conflict, DependencyUnavailable, NotFound
 from shared.providers.catalog import Catalog
 from shared.services.credentials import ACCESS_TOKEN_PURPOSE
@@ -68,10 +68,16 @@ class TokenService:
 
     def _oauth_view(self, integration: Integration, min_ttl: int, force: bool) -> dict[str, Any]:
         provider = self.catalog.get(integration.provider)
-        due, _reason = should_refresh(integration, provider, self.clock.now(), min_ttl=min_ttl, force=force)
+        now = self.clock.now()
+        due, reason = should_refresh(
+            integration, provider, now, min_ttl=min_ttl, force=force, quiet=FORCE_REFRESH_QUIET
+        )
         if due:
             integration = self._refreshed(integration, min_ttl, force)
-        elif not token_usable(integration, self.clock.now(), min_ttl):
+        elif force and reason == "cooling_down":  # never hand back the token the caller just saw rejected
+            assert integration.next_attempt_after is not None
+            self._stale((integration.next_attempt_after - now).total_seconds())
+        elif not token_usable(integration, now, min_ttl):
             if integration.secret_ref is None:  # nothing to refresh with: only a reconnect helps
                 code, message = UNAVAILABLE[Status.EXPIRED]
                 raise Conflict(message, code=code)
@@ -79,8 +85,15 @@ class TokenService:
         return self._token(integration)
 
     def _refreshed(self, integration: Integration, min_ttl: int, force: bool) -> Integration:
-        result = self.refresher.refresh(integration.id, force=force, min_ttl=min_ttl)
+        result = self.refresher.refresh(integration.id, force=force, min_ttl=min_ttl, quiet=FORCE_REFRESH_QUIET)
+        if result.outcome == "not_due" and result.reason == "cooling_down" and result.integration is not None:
+            self._check_status(result.integration)
+            if force or not token_usable(result.integration, self.clock.now(), min_ttl):
+                after = result.integration.next_attempt_after
+                self._stale((after - self.clock.now()).total_seconds() if after else None)
+            return result.integration
         if result.outcome in ("refreshed", "not_due") and result.integration is not None:
+            self._check_status(result.integration)
             return result.integration
         if result.outcome == "reauth_required":
             code, message = UNAVAILABLE[Status.REAUTH_REQUIRED]

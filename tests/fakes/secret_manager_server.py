@@ -104,13 +104,15 @@ class SecretManagerState:
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
         self._failures: dict[str, RpcError] = {}
+        self._outages: dict[str, RpcError] = {}
+        self._listing_lag = 0
         self.calls: Counter[str] = Counter()
 
     def call(self, method: str, request: Any) -> Any:
         handler: Callable[[Any], Any] = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", method).lower())
         with self._lock:
             self.calls[method] += 1
-            if failure := self._failures.pop(method, None):
+            if failure := self._failures.pop(method, None) or self._outages.get(method):
                 raise failure
             return handler(request)
 
@@ -118,9 +120,23 @@ class SecretManagerState:
         with self._lock:
             self._failures[method] = RpcError(code, message)
 
+    def fail_always(self, method: str, code: Any, message: str = "injected outage") -> None:
+        """Every call of `method` fails with `code` until clear_failures (an outage, or a quota such as the 600
+        writes per minute per project answered with RESOURCE_EXHAUSTED)."""
+        with self._lock:
+            self._outages[method] = RpcError(code, message)
+
+    def lag_listing(self, versions: int) -> None:
+        """ListSecretVersions leaves out each secret's newest `versions` versions, as an eventually consistent
+        listing may right after a write (reads by number stay strongly consistent). 0 restores it."""
+        with self._lock:
+            self._listing_lag = versions
+
     def clear_failures(self) -> None:
         with self._lock:
             self._failures.clear()
+            self._outages.clear()
+            self._listing_lag = 0
 
     def tamper(self, version_name: str, data: bytes) -> None:
         """Replace a stored payload without updating its checksum, as silent corruption would."""
@@ -229,9 +245,10 @@ class SecretManagerState:
                     Code.INVALID_ARGUMENT, f"this fake only filters on state:<STATE>, got [{request.filter}]"
                 )
             wanted = State.__members__[match[1]]
+        newest = sorted(secret.versions.values(), key=lambda v: -v.number)[self._listing_lag :]
         found = [
             self._version_message(secret, v)
-            for v in sorted(secret.versions.values(), key=lambda v: -v.number)  # newest first, as the API does
+            for v in newest  # newest first, as the API does
             if wanted is None or v.state == wanted
         ]
         page, token = _page(found, request.page_size, request.page_token)
@@ -382,6 +399,12 @@ class LocalSecretManager:
     def fail_next(self, method: str, code: Any, message: str = "injected failure") -> None:
         """Make the next call of the RPC `method` ("AccessSecretVersion") fail with grpc.StatusCode `code`."""
         self.state.fail_next(method, code, message)
+
+    def fail_always(self, method: str, code: Any, message: str = "injected outage") -> None:
+        self.state.fail_always(method, code, message)
+
+    def lag_listing(self, versions: int) -> None:
+        self.state.lag_listing(versions)
 
     def clear_failures(self) -> None:
         self.state.clear_failures()

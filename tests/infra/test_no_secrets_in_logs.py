@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from shared.adapters.orm import IntegrationRow
 from shared.bootstrap import Container
 from shared.config import load_settings
+from shared.domain.refresh import FORCE_REFRESH_QUIET
 from shared.local.demo_oauth import DEMO_CLIENT_SECRET
 from tests.support.processes import Served, serving
 
@@ -114,6 +116,7 @@ def test_connect_fetch_refresh_delete_logs_no_secret(broker: Broker, monkeypatch
         "first refresh token": broker.refresh_token(integration_id, monkeypatch),
         "first access token": fetch(base, integration_id),
     }
+    time.sleep(FORCE_REFRESH_QUIET.total_seconds())  # a forced refresh right after connecting answers that token
     secrets["second access token"] = fetch(base, integration_id, force_refresh="true")
     secrets["second refresh token"] = broker.refresh_token(integration_id, monkeypatch)
     assert secrets["second refresh token"] != secrets["first refresh token"], "the demo provider rotates them"

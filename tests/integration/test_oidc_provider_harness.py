@@ -253,7 +253,7 @@ def test_injected_invalid_grant_and_timeouts(op: OidcProvider) -> None:
     with pytest.raises(requests.Timeout):
         _refresh(op, slow.json()["refresh_token"], timeout=0.1)
     assert _refresh(op, slow.json()["refresh_token"]).json()["error"] == "invalid_grant"
-    assert op.stats()["injected"] == {"500": 0, "timeout": 2, "invalid_grant": 2}
+    assert op.stats()["injected"] == {"500": 0, "timeout": 2, "invalid_grant": 2, "reply": 0}
 
 
 def test_stats_count_token_requests_exactly(op: OidcProvider) -> None:

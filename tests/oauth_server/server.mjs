@@ -93,7 +93,7 @@ function freshStats() {
     // grant.revoked events: a revoked refresh/access token, or a replayed (already rotated) refresh token
     grants_revoked: 0,
     // token endpoint failures served by the control API, by mode
-    injected: { 500: 0, timeout: 0, invalid_grant: 0 },
+    injected: { 500: 0, timeout: 0, invalid_grant: 0, reply: 0 },
   };
 }
 
@@ -238,7 +238,7 @@ function oidcEntities(ctx) {
 
 // ---- control API: /_control/* -------------------------------------------------------------------------------------
 
-const TOKEN_FAILURE_MODES = new Set(['500', 'timeout', 'invalid_grant', 'none']);
+const TOKEN_FAILURE_MODES = new Set(['500', 'timeout', 'invalid_grant', 'reply', 'none']);
 
 async function control(ctx) {
   const route = `${ctx.method} ${ctx.path}`;
@@ -275,13 +275,22 @@ async function control(ctx) {
       const mode = String(body.mode);
       const count = body.count ?? 1;
       const delayMs = body.delay_ms ?? 0;
-      if (!TOKEN_FAILURE_MODES.has(mode)) ctx.throw(400, 'mode must be "500", "timeout", "invalid_grant" or "none"');
+      if (!TOKEN_FAILURE_MODES.has(mode)) {
+        ctx.throw(400, 'mode must be "500", "timeout", "invalid_grant", "reply" or "none"');
+      }
+      const status = body.status ?? 400;
+      if (mode === 'reply' && (!Number.isInteger(status) || status < 200 || status > 599)) {
+        ctx.throw(400, 'status must be an HTTP status code');
+      }
       if (!Number.isInteger(count) || count < 0) ctx.throw(400, 'count must be a non-negative integer');
       if (!Number.isInteger(delayMs) || delayMs < 0) ctx.throw(400, 'delay_ms must be a non-negative integer');
       state.tokenFailure =
         mode === 'none' || count === 0
           ? null
-          : { mode, remaining: count, delayMs, afterProcessing: Boolean(body.after_processing) };
+          : {
+              mode, remaining: count, delayMs, afterProcessing: Boolean(body.after_processing),
+              status, body: body.body ?? null,
+            };
       ctx.body = { ok: true, token_failure: state.tokenFailure };
       return;
     }
@@ -370,7 +379,11 @@ provider.use(async (ctx, next) => {
   ctx.state.grantType = new URLSearchParams(await readBody(ctx)).get('grant_type') ?? undefined;
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'json';
-  if (failure.mode === '500') {
+  if (failure.mode === 'reply') {
+    // a canned answer: any status with any JSON body (null: an empty body), e.g. GitHub's 200 with an error
+    ctx.status = failure.status;
+    ctx.body = failure.body === null ? '' : failure.body;
+  } else if (failure.mode === '500') {
     ctx.status = 500;
     ctx.body = { error: 'server_error', error_description: 'injected failure (test control API)' };
   } else {

@@ -119,12 +119,19 @@ class OidcProvider:
         """Logins from now on are as `name` (sub = name, email = name@example.test)."""
         self._control("POST", "next-account", {"account": name})
 
-    def fail_token(self, mode: str, count: int = 1, delay_ms: int = 0, *, after_processing: bool = False) -> None:
-        """The next `count` token endpoint requests: `"500"` (server_error JSON), `"invalid_grant"` (400), or
-        `"timeout"`: wait `delay_ms` then answer normally; with `after_processing` the request is processed first
-        (codes and refresh tokens consumed, tokens issued) and only the answer is late. `"none"` clears."""
-        body = {"mode": mode, "count": count, "delay_ms": delay_ms, "after_processing": after_processing}
-        self._control("POST", "token-failure", body)
+    def fail_token(
+        self, mode: str, count: int = 1, delay_ms: int = 0, *, after_processing: bool = False,
+        status: int = 400, body: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """The next `count` token endpoint requests: `"500"` (server_error JSON), `"invalid_grant"` (400),
+        `"reply"` (`status` with the JSON `body`, or an empty body when None), or `"timeout"`: wait `delay_ms` then
+        answer normally; with `after_processing` the request is processed first (codes and refresh tokens
+        consumed, tokens issued) and only the answer is late. `"none"` clears."""
+        control = {
+            "mode": mode, "count": count, "delay_ms": delay_ms, "after_processing": after_processing,
+            "status": status, "body": body,
+        }  # fmt: skip
+        self._control("POST", "token-failure", control)
 
     def deny_next(self, count: int = 1) -> None:
         """The next `count` authorizations end at the redirect URI with `error=access_denied`."""

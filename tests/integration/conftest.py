@@ -1,0 +1,36 @@
+"""Fixtures for the refresh engine's tests: oidc-provider (strict rotation), a broker on PostgreSQL and the local
+Secret Manager API server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.bootstrap import Container
+from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, broker_env, in_process_broker, provider_file
+from tests.support.oidc_provider import OidcProvider, running_oidc_provider
+
+
+@pytest.fixture(scope="package")
+def provider() -> Iterator[OidcProvider]:
+    client = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": ["http://127.0.0.1:9/oauth/callback"],
+    }
+    with running_oidc_provider([client], access_token_ttl=600) as running:
+        yield running
+
+
+@pytest.fixture
+def env(pg_url, secret_manager, provider, tmp_path) -> dict[str, str]:
+    provider.reset()
+    secret_manager.clear_failures()
+    return broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer))
+
+
+@pytest.fixture
+def app(env, monkeypatch) -> Iterator[Container]:
+    with in_process_broker(env, monkeypatch) as built:
+        yield built
