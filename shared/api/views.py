@@ -33,6 +33,7 @@ def integration_view(integration: Integration) -> dict[str, Any]:
         "refreshable": integration.credential_type == CredentialType.OAUTH2 and integration.secret_ref is not None,
         "token_expires_at": _time(integration.token_expires_at),
         "last_refreshed_at": _time(integration.last_refreshed_at),
+        "last_refresh_error": integration.last_refresh_error,
         "last_sync_at": _time(integration.last_sync_at),
         "last_used_at": _time(integration.last_used_at),
         "config": integration.config,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -126,6 +127,9 @@ class TokenSet:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
 def parse_token_reply(
     provider: Provider, status: int, body: str, now: datetime, retry_after: float | None = None
 ) -> TokenSet:
@@ -157,7 +161,8 @@ def parse_token_reply(
 
 
 def _refused(error: str) -> ProviderError:
-    error = error[:64]
+    # The code is shown to users (last_refresh_error) and logged: keep it to RFC 6749's error alphabet.
+    error = error[:64] if _ERROR_CODE.fullmatch(error[:64]) else "invalid_error_code"
     return ProviderError(
         f"token endpoint refused the request: {error}", oauth_error=error, transient=error in TRANSIENT_OAUTH_ERRORS
     )
