@@ -156,12 +156,13 @@ class Container:
 
     @cached_property
     def refresher(self) -> Refresher:
+        from shared.lifecycle import stopping
         from shared.services.refresh import Refresher
 
         return Refresher(
             settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.secret_store,
             keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint, directory=self.directory,
-            lease=timedelta(seconds=self.settings.refresh_lease),
+            lease=timedelta(seconds=self.settings.refresh_lease), stopping=stopping,
         )  # fmt: skip
 
     @cached_property

@@ -1,4 +1,4 @@
-"""`broker`: the project's command line (migrate, serve, scheduler)."""
+"""`broker`: the project's command line (migrate, serve, function, scheduler, sweep-secrets)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import run_simple
 
     from shared.bootstrap import container
+    from shared.lifecycle import drain_on_sigterm
     from shared.local.demo_oauth import DEMO_CLIENT_ID
     from shared.local.server import PathOnlyRequestHandler, create_local_app, start_local_scheduler
 
@@ -61,7 +62,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     print(TRY_NEXT.format(base=f"http://127.0.0.1:{port}", data_dir=settings.local_data_dir, client=DEMO_CLIENT_ID))
     start_local_scheduler(app_container)
+    drain_on_sigterm()
     run_simple("127.0.0.1", port, app, threaded=True, request_handler=PathOnlyRequestHandler)
+    return 0
+
+
+def cmd_function(args: argparse.Namespace) -> int:
+    from shared.function_server import serve_function
+
+    serve_function(args.target, args.source, args.host, args.port or get_settings().port)
     return 0
 
 
@@ -110,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve every function locally at one address")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8080")
     serve.set_defaults(run=cmd_serve)
+    function = commands.add_parser("function", help="serve one function (as deployed: functions-framework, gunicorn)")
+    function.add_argument("--target", default=None, help="the function (default: $FUNCTION_TARGET)")
+    function.add_argument(
+        "--source", default=None, help="its file (default: $FUNCTION_SOURCE or functions/<target>.py)"
+    )
+    function.add_argument("--host", default="0.0.0.0", help="default: 0.0.0.0 (all interfaces, as on Cloud Run)")  # noqa: S104
+    function.add_argument("--port", type=int, default=None, help="default: $PORT or 8080")
+    function.set_defaults(run=cmd_function)
     scheduler = commands.add_parser("scheduler", help="the refresh job in Cloud Scheduler: status, run, pause, resume")
     scheduler.add_argument("action", choices=["status", "run", "pause", "resume"])
     scheduler.add_argument("--job", required=True, help="the full name (terraform output refresh_job) or an id")

@@ -72,6 +72,10 @@ def _no_fault(_step: str) -> None:
     return None
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class Refresher:
     settings: Settings
@@ -84,6 +88,7 @@ class Refresher:
     directory: ProviderDirectory
     lease: timedelta = timedelta(seconds=60)
     step: Step = _no_fault  # a seam: tests fail or kill the process after a named step
+    stopping: Callable[[], bool] = _never  # the process is shutting down (shared.lifecycle): start nothing slow
 
     def new_owner(self, kind: str) -> str:
         return f"{kind}-{uuid.uuid4().hex[:12]}"
@@ -116,6 +121,9 @@ class Refresher:
             if client is None:
                 raise ProviderError("provider not configured", oauth_error="provider_not_configured", transient=True)
             refresh_token = self.current_refresh_token(integration)
+            if self.stopping():  # a provider call now might be cut off by the kill: leave it to the next run
+                self.store.release(integration.id, lease.owner)
+                return RefreshResult("busy", None, "shutting_down")
             if lease.remaining() <= self.settings.provider_timeout + AFTER_CALL:
                 # Another worker may claim it before the provider answers: two calls with one rotating token
                 # would make the provider revoke the grant. Give the lease back and let the next run do it.
@@ -187,7 +195,9 @@ class Refresher:
                 self.secrets.delete(integration.secret_ref)
             return RefreshResult("fenced", None, "newer_credentials")
         self.step("after_row_update")
-        if pending is not None:
+        if pending is not None and self.stopping():
+            self.store.release(integration.id, lease.owner)  # durable in the row; the next run moves it
+        elif pending is not None:
             stored = self._settle(stored, self.lease_from(lease.owner, sent), pending)
         return RefreshResult("refreshed", stored, reason)
 

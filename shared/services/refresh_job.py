@@ -64,7 +64,7 @@ def settle_pending(store: RefreshStore, refresher: Refresher, settings: JobSetti
     seen: set[object] = set()
     owner = refresher.new_owner("settle")
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="settle") as pool:
-        while time.monotonic() < stop_at:
+        while time.monotonic() < stop_at and not refresher.stopping():
             sent = time.monotonic()
             batch = store.claim_pending(min(settings.batch_size, settings.concurrency), owner, refresher.lease)
             again = [i for i in batch if i.id in seen]
@@ -93,7 +93,7 @@ def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, set
     exhausted = False
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="refresh") as pool:
         while True:
-            in_time = time.monotonic() - started < settings.deadline - settings.safety
+            in_time = time.monotonic() - started < settings.deadline - settings.safety and not refresher.stopping()
             free = min(settings.batch_size, settings.concurrency - len(running))
             if in_time and not exhausted and (free >= refill or not running):
                 sent = time.monotonic()

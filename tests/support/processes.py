@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ class Served(str):
     """The server's base URL (a str), plus what the process printed so far."""
 
     log_file: IO[bytes]
+    process: subprocess.Popen[bytes]
 
     def output(self) -> str:
         self.log_file.flush()
@@ -35,9 +38,14 @@ def serving(
     port = port or free_port()
     full_env = {**os.environ, **env, "PORT": str(port)}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; a pipe could fill up and block the server
-    proc = subprocess.Popen([sys.executable, "-m", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    # A session of its own: a test can kill the whole process group (a gunicorn master and its worker), as Cloud
+    # Run kills a container.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = Served(f"http://127.0.0.1:{port}")
     base.log_file = log
+    base.process = proc
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -59,12 +67,15 @@ def serving(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind
         log.close()
 
 
 @contextmanager
 def serving_function(target: str, env: Mapping[str, str], *, port: int | None = None) -> Iterator[Served]:
-    """One Cloud Run function served by functions-framework, exactly as deployed (`functions/<target>.py`)."""
-    args = ["functions_framework", "--target", target, "--source", f"functions/{target}.py", "--host", "127.0.0.1"]
+    """One Cloud Run function served exactly as deployed: `broker function` (functions-framework's app and gunicorn
+    server, with the graceful SIGTERM) over `functions/<target>.py`."""
+    args = ["shared.cli", "function", "--target", target, "--source", f"functions/{target}.py", "--host", "127.0.0.1"]
     with serving(args, env, ready_path="/", port=port) as base:
         yield base

@@ -1,0 +1,31 @@
+"""`broker function`: serve one function the way functions-framework does, plus a graceful SIGTERM.
+
+functions-framework runs gunicorn (one worker, `THREADS` threads); gunicorn resets signal handlers in its worker,
+so the handler that lets the refresh engine drain (shared.lifecycle) is installed by a `post_worker_init` hook.
+Target and source come from `--target`/`--source` or, as with functions-framework, FUNCTION_TARGET and
+FUNCTION_SOURCE; the port from PORT.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Cloud Run allows about 10 s between SIGTERM and SIGKILL: finish in-flight requests within that.
+GRACEFUL_TIMEOUT = 9
+
+
+def serve_function(target: str | None, source: str | None, host: str, port: int) -> None:
+    from functions_framework import create_app
+    from functions_framework._http.gunicorn import GunicornApplication
+
+    from shared.lifecycle import gunicorn_post_worker_init
+
+    target = target or os.environ.get("FUNCTION_TARGET")
+    if not target:
+        raise SystemExit("broker function: --target or FUNCTION_TARGET is required")
+    source = source or os.environ.get("FUNCTION_SOURCE") or f"functions/{target}.py"
+    app = create_app(target, source)  # type: ignore[no-untyped-call]
+    server = GunicornApplication(  # type: ignore[no-untyped-call]
+        app, host, port, False, post_worker_init=gunicorn_post_worker_init, graceful_timeout=GRACEFUL_TIMEOUT
+    )
+    server.run()
