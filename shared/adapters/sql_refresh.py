@@ -77,10 +77,11 @@ class SqlRefreshStore:
         return self._claim_ids(due, owner, lease)
 
     def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]:
-        """Lease up to `limit` integrations holding a rotated token the secret store has not taken yet."""
+        """Lease up to `limit` integrations holding a rotated token the secret store has not taken yet (not those
+        being deleted: their secret is going away)."""
         pending = (
             select(R.id)
-            .where(R.pending_secret_ciphertext.is_not(None), _lease_free())
+            .where(R.pending_secret_ciphertext.is_not(None), R.status != Status.REVOKED.value, _lease_free())
             .order_by(R.updated_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
