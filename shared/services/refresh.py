@@ -6,9 +6,9 @@ Write order (a crash between any two steps loses nothing that was written):
    refresh token sealed into the row (`pending_secret_ciphertext`), bumping the fencing counter and renewing the
    lease. From here on the rotated token is durable whatever the secret store does;
 3. the pending token is added to the secret store as a new version (labelled in its payload with the
-   credential_version it was written for);
+   credential_version it was written for), and the old pinned version — dead since step 2 — is destroyed;
 4. a second fenced transaction pins the row to that version and clears the pending copy;
-5. the versions below the new pin are destroyed, by number.
+5. versions that earlier, interrupted attempts added and never pinned are destroyed, by number.
 The next attempt, or the refresh job, prefers a pending token over the pinned version and finishes steps 3-5. A
 worker that loses the fence at 4 destroys the version it added at 3. Nothing here lists versions (listing is
 eventually consistent on Secret Manager); reads and destroys are by number. The one window no client can close
@@ -226,20 +226,25 @@ class Refresher:
             self.store.release(integration.id, lease.owner)
             return integration
         self.step("after_secret_write")
+        if integration.secret_version is not None:
+            # The old pin is dead from the moment a pending token exists (or a reconnect pinned a newer version):
+            # destroy it before pinning, so that no crash can leave it enabled.
+            self._destroy_quietly(integration.secret_ref, integration.secret_version)
         event = _event(integration, "secret.version_added", "success", {"version": version})
         pinned = self.store.pin(integration, lease.owner, version, [event], self.clock.now())
         if pinned is None:  # fenced out meanwhile: the version we added must not outlive us
             self._destroy_quietly(integration.secret_ref, version)
             return self.store.get(integration.id) or integration
         self.step("after_pin")
-        destroy_between(self.secrets, integration.secret_ref, integration.secret_version, version)
+        if integration.secret_version is not None:  # versions earlier attempts added and never pinned
+            destroy_between(self.secrets, integration.secret_ref, integration.secret_version + 1, version)
         return pinned
 
     def _destroy_quietly(self, secret_ref: str, version: int) -> None:
         try:
             self.secrets.destroy_version(secret_ref, version)
-        except Exception as exc:  # noqa: BLE001 - the row never pointed at it; it only costs until destroyed
-            log.warning("could not destroy unpinned version %s of %s: %s", version, secret_ref, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - nothing reads it again; it only costs until destroyed
+            log.warning("could not destroy version %s of %s: %s", version, secret_ref, type(exc).__name__)
 
     def _failed(self, integration: Integration, lease: Lease, error: ProviderError) -> RefreshResult:
         now = self.clock.now()

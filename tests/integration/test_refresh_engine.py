@@ -69,10 +69,7 @@ def test_a_worker_killed_after_a_step_loses_nothing(app, provider, env, step):
         assert app.refresher.refresh(UUID(integration_id), force=True).outcome == "refreshed"
     assert refresh_grants(provider)["errors"] == {}
     row = app.refresh_store.get(UUID(integration_id))
-    enabled = app.secret_store.enabled_versions(row.secret_ref)
-    # Killed after pinning and before destroying: the superseded version stays enabled (it costs, it is never
-    # used) until a cleanup that lists versions removes it; every other crash leaves only the pin.
-    assert enabled == ([1, row.secret_version] if step == "after_pin" else [row.secret_version])
+    assert app.secret_store.enabled_versions(row.secret_ref) == [row.secret_version]
 
 
 def test_a_worker_killed_between_the_provider_and_the_secret_write_is_detected_not_silent(app, provider, env):
