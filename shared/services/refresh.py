@@ -24,14 +24,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from shared.config import Settings
 from shared.domain import oauth
 from shared.domain.envelope import Keyring
-from shared.domain.models import AuditEvent, Integration
-from shared.domain.ports import REAUTH_IF_ACTIVE, Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
-from shared.domain.refresh import backoff, classify_failure, should_refresh
+from shared.domain.models import Integration
+from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
+from shared.domain.refresh import should_refresh
 from shared.errors import BrokerError, ProviderError, SecretNotFound
 from shared.providers.catalog import Catalog
 from shared.services.credentials import (
@@ -40,20 +40,12 @@ from shared.services.credentials import (
     destroy_between,
     master_secret_payload,
 )
+from shared.services.refresh_failures import Outcome, RefreshResult, record_failure, refresh_event
 
 log = logging.getLogger("broker.refresh")
 
-Outcome = Literal["refreshed", "busy", "not_due", "fenced", "transient", "reauth_required", "settled"]
 Step = Callable[[str], None]
 AFTER_CALL = 5.0  # seconds the lease must still hold after the provider's timeout: step 2 must land within it
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    outcome: Outcome
-    integration: Integration | None
-    reason: str = ""
-    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,11 @@ class Refresher:
         claimed = self.store.claim(integration_id, owner, self.lease, self.clock.now())
         if claimed is None:
             return RefreshResult("busy", None, "leased_elsewhere")
-        provider = self.catalog.get(claimed.provider)
+        try:
+            provider = self.catalog.get(claimed.provider)
+        except BrokerError:  # a provider removed from the catalog: nothing to refresh with; do not hold the lease
+            self.store.release(integration_id, owner)
+            raise
         due, reason = should_refresh(claimed, provider, self.clock.now(), min_ttl=min_ttl, force=force, quiet=quiet)
         if not due:  # another worker refreshed it while we waited for the lease, or it cools down
             self.store.release(integration_id, owner)
@@ -182,7 +178,7 @@ class Refresher:
             )
         elif integration.pending_secret_ciphertext is not None:
             pending = used  # the token we used is still only in the row: finish moving it
-        event = _event(integration, "token.refresh", "success", {"reason": reason, "rotated": rotated})
+        event = refresh_event(integration, "token.refresh", "success", {"reason": reason, "rotated": rotated})
         sent = time.monotonic()
         stored = self.store.write(
             integration.id, integration.credential_version, lease.owner, values, [event], now,
@@ -192,7 +188,10 @@ class Refresher:
             # Fenced out (a reconnect, a delete or another worker landed first): this worker wrote nothing. If the
             # row is gone, remove a secret a concurrent delete may have missed.
             if self.store.get(integration.id) is None and integration.secret_ref is not None:
-                self.secrets.delete(integration.secret_ref)
+                try:
+                    self.secrets.delete(integration.secret_ref)
+                except Exception as exc:  # noqa: BLE001 - an orphan secret is the sweeper's; the caller sees "fenced"
+                    log.warning("could not delete the secret of deleted %s: %s", integration.id, type(exc).__name__)
             return RefreshResult("fenced", None, "newer_credentials")
         self.step("after_row_update")
         if pending is not None and self.stopping():
@@ -230,7 +229,7 @@ class Refresher:
             # The old pin is dead from the moment a pending token exists (or a reconnect pinned a newer version):
             # destroy it before pinning, so that no crash can leave it enabled.
             self._destroy_quietly(integration.secret_ref, integration.secret_version)
-        event = _event(integration, "secret.version_added", "success", {"version": version})
+        event = refresh_event(integration, "secret.version_added", "success", {"version": version})
         pinned = self.store.pin(integration, lease.owner, version, [event], self.clock.now())
         if pinned is None:  # fenced out meanwhile: the version we added must not outlive us
             self._destroy_quietly(integration.secret_ref, version)
@@ -247,44 +246,4 @@ class Refresher:
             log.warning("could not destroy version %s of %s: %s", version, secret_ref, type(exc).__name__)
 
     def _failed(self, integration: Integration, lease: Lease, error: ProviderError) -> RefreshResult:
-        now = self.clock.now()
-        provider = self.catalog.get(integration.provider) if integration.provider in self.catalog else None
-        kind, refusals = classify_failure(
-            error.oauth_error, error.transient, provider.permanent_errors if provider else (),
-            integration.consecutive_refusals,
-        )  # fmt: skip
-        log.warning("refresh of %s failed: %s (%s)", integration.id, error.oauth_error, kind)
-        if kind == "permanent":
-            current = self.store.get(integration.id)
-            if current is not None and current.credential_version != integration.credential_version:
-                self.store.release(integration.id, lease.owner)  # another worker rotated it meanwhile
-                return RefreshResult("fenced", current, "rotated_elsewhere")
-            values: dict[str, Any] = {
-                "last_refresh_error": error.oauth_error, "next_attempt_after": None,
-                "consecutive_refusals": refusals,
-            }  # fmt: skip
-            event = _event(integration, "token.refresh", "reauth_required", {"error": error.oauth_error})
-            stored = self.store.write(
-                integration.id, integration.credential_version, lease.owner, values, [event], now,
-                bump=False, status=REAUTH_IF_ACTIVE,
-            )  # fmt: skip
-            return RefreshResult("reauth_required" if stored else "fenced", stored, error.oauth_error)
-        failures = integration.consecutive_failures + 1
-        retry_at = now + backoff(failures, error.details.get("retry_after"))
-        values = {
-            "consecutive_failures": failures, "consecutive_refusals": refusals, "next_attempt_after": retry_at,
-            "last_refresh_error": error.oauth_error,
-        }  # fmt: skip
-        event = _event(
-            integration, "token.refresh", "failure", {"error": error.oauth_error, "failures": failures, "kind": kind}
-        )
-        stored = self.store.write(
-            integration.id, integration.credential_version, lease.owner, values, [event], now, bump=False
-        )
-        return RefreshResult("transient", stored, error.oauth_error, (retry_at - now).total_seconds())
-
-
-def _event(integration: Integration, action: str, outcome: str, detail: dict[str, object]) -> AuditEvent:
-    return AuditEvent(
-        "system:refresh", action, outcome, integration.entity_id, integration.id, integration.provider, detail
-    )
+        return record_failure(self.store, self.catalog, self.clock.now(), integration, lease.owner, error)

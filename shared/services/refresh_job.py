@@ -15,7 +15,8 @@ from datetime import timedelta
 
 from shared.domain.models import Integration
 from shared.domain.ports import Clock, RefreshStore
-from shared.services.refresh import Lease, Refresher, RefreshResult
+from shared.services.refresh import Lease, Refresher
+from shared.services.refresh_failures import RefreshResult
 
 log = logging.getLogger("broker.refresh_job")
 
