@@ -6,8 +6,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from shared.api.integrations import ENDPOINTS
 from shared.api.router import serve
-from shared.bootstrap import container
+from shared.bootstrap import check, container
 from shared.http import handle_errors
+
+check()  # settings and catalog, now: a misconfigured revision never becomes ready
 
 
 @functions_framework.http

@@ -5,10 +5,12 @@ import functions_framework
 from markupsafe import escape
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from shared.bootstrap import container
+from shared.bootstrap import check, container
 from shared.domain.oauth import digest
 from shared.http import handle_errors, require_method
 from shared.services.connect import StateRefused, binding_cookie_name
+
+check()  # settings and catalog, now: a misconfigured revision never becomes ready
 
 PAGE = "<!doctype html><title>Connection failed</title><h1>Connection failed</h1><p>{}</p>"
 

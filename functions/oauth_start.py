@@ -3,9 +3,11 @@
 import flask
 import functions_framework
 
-from shared.bootstrap import container
+from shared.bootstrap import check, container
 from shared.http import cors, handle_errors, json_response, parse_json, preflight, require_method
 from shared.schemas import StartBody
+
+check(client_secrets=False)  # start only builds authorization URLs: client ids suffice
 
 
 @functions_framework.http

@@ -1,10 +1,13 @@
 """The composition root: builds the real adapters lazily, once per instance (never at import time).
 
-Entry points call `container()`; tests build a `Container` with their own settings, fakes or local servers.
+Entry modules call `check()` when they load (settings and catalog, no client) and `container()` per request;
+tests build a `Container` with their own settings, fakes or local servers.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from datetime import timedelta
 from functools import cached_property
@@ -26,6 +29,7 @@ from shared.domain.ports import (
     RefreshStore,
     SecretStore,
 )
+from shared.errors import CatalogError, ConfigurationError
 from shared.logs import configure_logging
 from shared.providers.catalog import Catalog, load_catalog
 
@@ -221,15 +225,46 @@ class Container:
 
 _lock = threading.Lock()
 _container: Container | None = None
+_checked_catalog: Catalog | None = None
+
+
+def validate(*, client_secrets: bool = True) -> None:
+    """Read and check this instance's settings and provider catalog; ConfigurationError names each problem.
+
+    Builds no client (cold starts pay for none): settings, the catalog files and the environment are all it reads.
+    """
+    global _checked_catalog
+    from shared import startup
+
+    settings = get_settings()
+    try:
+        catalog = load_catalog(settings.providers_file)
+    except CatalogError as exc:
+        raise CatalogError(f"PROVIDERS_FILE: {exc.message}" if settings.providers_file else exc.message) from None
+    found = startup.problems(settings, catalog, os.environ, client_secrets=client_secrets)
+    if found:
+        raise ConfigurationError("invalid settings: " + "; ".join(found))
+    _checked_catalog = catalog
+
+
+def check(*, client_secrets: bool = True) -> None:
+    """For an entry module, when functions-framework loads it: a bad setting or catalog stops the process (exit 2,
+    one line on stderr naming the variable, never its value), so the revision never becomes ready."""
+    try:
+        validate(client_secrets=client_secrets)
+    except ConfigurationError as exc:
+        print(f"broker: refusing to start: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def container() -> Container:
-    """This instance's container, built on first use from the environment."""
+    """This instance's container, built on first use from the environment (and the catalog `check` read)."""
     global _container
     if _container is None:
         with _lock:
             if _container is None:
                 settings = get_settings()
                 configure_logging(settings)  # once per instance, with the container
-                _container = Container(settings)
+                checked = {"catalog": _checked_catalog} if _checked_catalog is not None else {}
+                _container = Container(settings, **checked)
     return _container

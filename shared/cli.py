@@ -49,15 +49,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import run_simple
 
-    from shared.bootstrap import container
+    from shared.bootstrap import container, validate
     from shared.lifecycle import drain_on_sigterm
     from shared.local.demo_oauth import DEMO_CLIENT_ID
     from shared.local.server import PathOnlyRequestHandler, create_local_app, start_local_scheduler
 
+    if get_settings().is_production:
+        raise ConfigurationError("ENVIRONMENT: `broker serve` is the local run and refuses ENVIRONMENT=production")
+    validate()  # the catalog and the client credentials, as each function checks them when it loads
     app_container = container()
     settings = app_container.settings
-    if settings.is_production:
-        raise ConfigurationError("ENVIRONMENT: `broker serve` is the local run and refuses ENVIRONMENT=production")
     app = create_local_app(app_container)
     port = args.port or settings.port
     print(TRY_NEXT.format(base=f"http://127.0.0.1:{port}", data_dir=settings.local_data_dir, client=DEMO_CLIENT_ID))

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from shared.errors import (
     BadRequest,
     BrokerError,
+    ConfigurationError,
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -38,7 +39,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
+INTERNAL_ERROR = "the broker failed to handle this request"
+
+
 def error_response(error: BrokerError) -> flask.Response:
+    if isinstance(error, ConfigurationError):
+        # Settings, catalog and data-key problems are the operator's (logged by handle_errors); their text names
+        # variables, files and secrets, so a caller gets only the plain 500. Start-up checks catch most of them.
+        error = BrokerError(INTERNAL_ERROR)
     headers = {"Cache-Control": "no-store"}
     retry_after = error.details.get("retry_after")
     if retry_after is not None:
@@ -62,7 +70,7 @@ def handle_errors(handler: Handler) -> Handler:
             return error_response(error)
         except Exception:
             log.exception("unhandled error")  # the trace goes to the log, never to the caller
-            return error_response(BrokerError("the broker failed to handle this request"))
+            return error_response(BrokerError(INTERNAL_ERROR))
 
     return wrapper
 

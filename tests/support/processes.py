@@ -76,6 +76,58 @@ def serving(
 def serving_function(target: str, env: Mapping[str, str], *, port: int | None = None) -> Iterator[Served]:
     """One Cloud Run function served exactly as deployed: `broker function` (functions-framework's app and gunicorn
     server, with the graceful SIGTERM) over `functions/<target>.py`."""
-    args = ["shared.cli", "function", "--target", target, "--source", f"functions/{target}.py", "--host", "127.0.0.1"]
-    with serving(args, env, ready_path="/", port=port) as base:
+    with serving(function_args(target), env, ready_path="/", port=port) as base:
         yield base
+
+
+def settings_free_environ() -> dict[str, str]:
+    """This process's environment without any broker setting (nor Cloud Run's K_SERVICE): a child starts clean."""
+    from shared.config import Settings
+
+    names = {name.upper() for name in Settings.model_fields} | {"K_SERVICE", "CLOUD_RUN_JOB"}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.upper() not in names and not name.endswith(("_CLIENT_ID", "_CLIENT_SECRET"))
+    }
+
+
+def start_refused(args: list[str], env: Mapping[str, str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m <args>` and expect it to exit by itself (a refused start); fail if it serves instead.
+
+    A process that opens its port is taken as started: the test then fails with what its first request answers.
+    """
+    port = free_port()
+    full_env = {**settings_free_environ(), **env, "PORT": str(port)}
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", *args], env=full_env, stdout=out, stderr=err)
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"neither exited nor served within {timeout} s: {args}")
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/", timeout=20)
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+                continue
+            raise AssertionError(f"it started and serves: {answer.status_code} {answer.text[:500]}")
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(args, proc.returncode, out.read().decode(), err.read().decode())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        out.close()
+        err.close()
+
+
+def function_args(target: str) -> list[str]:
+    """The image's command for one function: `broker function --target <target> --source functions/<target>.py`."""
+    return ["shared.cli", "function", "--target", target, "--source", f"functions/{target}.py", "--host", "127.0.0.1"]
+
+
+def framework_args(target: str) -> list[str]:
+    """The stock functions-framework command for one function."""
+    return ["functions_framework", "--target", target, "--source", f"functions/{target}.py", "--host", "127.0.0.1"]

@@ -1,0 +1,53 @@
+"""What an instance checks before it serves: how the settings and the provider catalog fit together.
+
+Pure over its inputs (settings, catalog, the environment): no client is built and nothing is called, so the
+entry modules can run it when functions-framework loads them and a misconfigured revision never becomes ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shared.config import Settings
+from shared.config_values import provider_env_prefix
+from shared.providers.catalog import Catalog
+
+
+def problems(settings: Settings, catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool) -> list[str]:
+    """Each problem names the variable and says what was expected; never a value.
+
+    `client_secrets`: this function exchanges, refreshes or revokes tokens, so each client id needs its secret
+    (oauth_start only builds authorization URLs: ids alone are fine there, as terraform deploys it).
+    """
+    return client_problems(catalog, environ, client_secrets=client_secrets)
+
+
+def client_problems(catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool) -> list[str]:
+    found = []
+    oauth = [provider for provider in catalog if provider.auth_mode == "oauth2"]
+    for provider in oauth:
+        prefix = provider_env_prefix(provider.id)
+        has_id, has_secret = (
+            bool(environ.get(f"{prefix}_{part}", "").strip()) for part in ("CLIENT_ID", "CLIENT_SECRET")
+        )
+        if has_secret and not has_id:
+            found.append(f"{prefix}_CLIENT_SECRET: set without {prefix}_CLIENT_ID (provider {provider.id!r})")
+        elif has_id and not has_secret and client_secrets:
+            found.append(
+                f"{prefix}_CLIENT_SECRET: required with {prefix}_CLIENT_ID (provider {provider.id!r}): this "
+                "function exchanges, refreshes or revokes its tokens"
+            )
+    for provider in oauth:
+        for alias in provider.aliases:
+            alias_prefix = provider_env_prefix(alias)
+            for part in ("CLIENT_ID", "CLIENT_SECRET"):
+                if _set(environ, f"{alias_prefix}_{part}"):
+                    found.append(
+                        f"{alias_prefix}_{part}: {alias!r} is an alias of provider {provider.id!r}; "
+                        f"set {provider_env_prefix(provider.id)}_{part} instead"
+                    )
+    return found
+
+
+def _set(environ: Mapping[str, str], name: str) -> bool:
+    return bool(environ.get(name, "").strip())
