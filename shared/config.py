@@ -25,13 +25,20 @@ SECRET_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 DATA_KEY_SECRET_RE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*$")
 
 CommaList = Annotated[list[str], NoDecode]
+Environment = Literal["development", "production"]
+CLOUD_RUN_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB")  # set by Cloud Run on every service / job
+
+
+def default_environment() -> Environment:
+    """Unset ENVIRONMENT is production on Cloud Run (fail closed: no open token endpoint), development elsewhere."""
+    return "production" if any(os.environ.get(name) for name in CLOUD_RUN_MARKERS) else "development"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
 
     port: int = Field(8080, ge=1, le=65535)
-    environment: Literal["development", "production"] = "development"
+    environment: Environment = Field(default_factory=default_environment)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 

@@ -44,6 +44,14 @@ def test_a_bad_production_setting_stops_the_function_before_it_serves(function):
     assert "Traceback" not in refused.stderr, "one line that names the variable, not a stack"
 
 
+def test_on_cloud_run_the_default_is_production_so_an_open_token_endpoint_cannot_start(tmp_path):
+    """K_SERVICE is set on every Cloud Run service: without ENVIRONMENT the token endpoint is not left open."""
+    env = development(tmp_path, K_SERVICE="broker-token-fetch")
+    refused = start_refused(function_args("token_fetch"), env)
+    assert refused.returncode != 0
+    assert "INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production" in refused.stderr
+
+
 def broken_catalog(tmp_path: Path) -> Path:
     path = tmp_path / "providers.yaml"
     path.write_text(

@@ -34,7 +34,7 @@ def clean_env(monkeypatch):
     for name in list(os.environ):
         if name.endswith(("_CLIENT_ID", "_CLIENT_SECRET")) or name in PRODUCTION or name in {
             "DATABASE_URL", "SECRET_BACKEND", "DATA_KEYS", "PORT", "ALLOWED_RETURN_URLS", "INTERNAL_API_KEYS",
-            "SECRET_PREFIX", "SECRET_MANAGER_ENDPOINT",
+            "SECRET_PREFIX", "SECRET_MANAGER_ENDPOINT", "K_SERVICE", "CLOUD_RUN_JOB",
         }:  # fmt: skip
             monkeypatch.delenv(name)
 
@@ -51,6 +51,19 @@ def test_embedded_defaults_need_nothing():
     assert settings.port == 8080
     assert settings.base_url == "http://127.0.0.1:8080"
     assert settings.return_urls == ["http://127.0.0.1:8080/"]
+
+
+@pytest.mark.parametrize("marker", ["K_SERVICE", "CLOUD_RUN_JOB"])
+def test_on_cloud_run_the_environment_defaults_to_production(monkeypatch, marker):
+    """Cloud Run sets K_SERVICE on every service (CLOUD_RUN_JOB on jobs): unset ENVIRONMENT is not development."""
+    setenv(monkeypatch, {**PRODUCTION, marker: "broker-token-fetch"})
+    monkeypatch.delenv("ENVIRONMENT")
+    assert load_settings().is_production
+    monkeypatch.delenv("INTERNAL_API_KEYS")
+    with pytest.raises(ConfigurationError, match="INTERNAL_API_KEYS or TOKEN_INVOKERS"):
+        load_settings()
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    assert not load_settings().is_production, "an explicit ENVIRONMENT still decides"
 
 
 def test_a_complete_production_configuration_loads(monkeypatch):
