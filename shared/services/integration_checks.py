@@ -99,7 +99,7 @@ def _check_oauth(service: IntegrationService, integration: Integration) -> Check
         ).decode()  # fmt: skip
         service.token_endpoint.userinfo(provider, token)
     except ProviderError as error:
-        if error.transient:
+        if error.transient or error.oauth_error != "userinfo_refused":  # only a refusal says the token is bad
             return Check("userinfo", "inconclusive", False, f"the provider could not answer ({error.oauth_error})")
         if refreshable:
             message = "the provider refused the access token; the refresh job replaces it when it is due"

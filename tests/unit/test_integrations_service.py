@@ -315,6 +315,16 @@ def test_a_provider_outage_is_inconclusive_and_changes_nothing(service):
     assert (result.check.result, result.integration.status) == ("inconclusive", Status.ACTIVE)
 
 
+@pytest.mark.parametrize("oauth_error", ["egress_refused", "discovery_failed", "userinfo_invalid"])
+def test_only_a_refusal_of_the_token_is_refused_other_failures_are_inconclusive(service, oauth_error):
+    """The broker could not ask (egress rules, discovery) or understand the answer: that says nothing of the token."""
+    integration = oauth_row(service, refresh=None)
+    service.token_endpoint.userinfo_error = ProviderError("no", oauth_error=oauth_error, transient=False)
+    result = service.check("entity-1", integration.id)
+    assert (result.check.result, result.integration.status) == ("inconclusive", Status.ACTIVE)
+    assert oauth_error in result.check.message
+
+
 def test_static_credentials_are_checked_honestly_as_not_verifiable(service):
     created = service.create("entity-1", OPENAI)
     result = service.check("entity-1", created.id)
