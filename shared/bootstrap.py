@@ -34,6 +34,8 @@ from shared.logs import configure_logging
 from shared.providers.catalog import Catalog, load_catalog
 
 if TYPE_CHECKING:
+    import requests
+
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.services.connect import ConnectFlow
@@ -102,10 +104,17 @@ class Container:
         return SqlAuditLog(self.engine, self.clock)
 
     @cached_property
+    def egress(self) -> requests.Session:
+        """The session for every call to a provider or an ID token issuer (checked by the egress rules)."""
+        from shared.adapters.egress import egress_session
+
+        return egress_session(self.settings.egress_policy)
+
+    @cached_property
     def token_endpoint(self) -> HttpTokenEndpoint:
         from shared.adapters.http_oauth import HttpTokenEndpoint
 
-        return HttpTokenEndpoint(timeout=self.settings.provider_timeout)
+        return HttpTokenEndpoint(self.egress, timeout=self.settings.provider_timeout)
 
     @cached_property
     def directory(self) -> ProviderDirectory:
@@ -122,7 +131,7 @@ class Container:
             assert s.auth_issuer is not None  # settings validation guarantees it
             return OidcAuthenticator(
                 s.auth_issuer, s.auth_audience, entity_claim=s.auth_entity_claim, jwks_url=s.auth_jwks_url,
-                timeout=s.provider_timeout,
+                timeout=s.provider_timeout, session=self.egress,
             )  # fmt: skip
         return DevHeaderAuthenticator()
 

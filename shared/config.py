@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_valid
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.config_values import is_placeholder, parse_data_keys, provider_env_prefix, read_clients, split_list
+from shared.domain.egress import EgressPolicy, parse_networks
 from shared.domain.models import ClientCredentials
 from shared.domain.urls import check_url
 from shared.errors import ConfigurationError
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     token_invokers: CommaList = []
     token_audience: str | None = None
     allowed_cidrs: CommaList = []
+    egress_allowed_networks: CommaList = []
     scheduler_service_account: str | None = None
     refresh_audience: str | None = None
     refresh_horizon: int = Field(900, ge=60, le=86400)
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
         "auth_audience",
         "token_invokers",
         "allowed_cidrs",
+        "egress_allowed_networks",
         mode="before",
     )(split_list)
 
@@ -153,7 +156,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {value!r} must be an origin (scheme://host[:port]); {problem or 'no path'}")
         return [value.rstrip("/") for value in values]
 
-    @field_validator("allowed_cidrs")
+    @field_validator("allowed_cidrs", "egress_allowed_networks")
     @classmethod
     def _cidrs(cls, values: list[str]) -> list[str]:
         for value in values:
@@ -225,6 +228,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def egress_policy(self) -> EgressPolicy | None:
+        """Production checks where it connects (public addresses, plus EGRESS_ALLOWED_NETWORKS); development not."""
+        return EgressPolicy(parse_networks(self.egress_allowed_networks)) if self.is_production else None
 
     @property
     def base_url(self) -> str:

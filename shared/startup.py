@@ -10,7 +10,9 @@ from collections.abc import Mapping
 
 from shared.config import Settings
 from shared.config_values import provider_env_prefix
-from shared.providers.catalog import Catalog
+from shared.providers.catalog import URL_FIELDS, Catalog
+
+EGRESS_HINT = "production connects only to public addresses (EGRESS_ALLOWED_NETWORKS allows a private network)"
 
 
 def problems(settings: Settings, catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool) -> list[str]:
@@ -19,7 +21,7 @@ def problems(settings: Settings, catalog: Catalog, environ: Mapping[str, str], *
     `client_secrets`: this function exchanges, refreshes or revokes tokens, so each client id needs its secret
     (oauth_start only builds authorization URLs: ids alone are fine there, as terraform deploys it).
     """
-    return client_problems(catalog, environ, client_secrets=client_secrets)
+    return [*client_problems(catalog, environ, client_secrets=client_secrets), *egress_problems(settings, catalog)]
 
 
 def client_problems(catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool) -> list[str]:
@@ -46,6 +48,29 @@ def client_problems(catalog: Catalog, environ: Mapping[str, str], *, client_secr
                         f"{alias_prefix}_{part}: {alias!r} is an alias of provider {provider.id!r}; "
                         f"set {provider_env_prefix(provider.id)}_{part} instead"
                     )
+    return found
+
+
+def egress_problems(settings: Settings, catalog: Catalog) -> list[str]:
+    """Production: endpoints whose host is, as written, a metadata name, loopback or a refused IP literal. Names
+    are resolved and checked again on every connection (shared/adapters/egress.py)."""
+    policy = settings.egress_policy
+    if policy is None:
+        return []
+    found = []
+    where = "PROVIDERS_FILE: " if settings.providers_file else ""
+    for provider in catalog:
+        if provider.auth_mode != "oauth2":
+            continue
+        resolved = provider.with_base_url(settings.base_url)
+        for name in URL_FIELDS:
+            url = getattr(resolved, name)
+            if url and (reason := policy.url_refusal(url)):
+                found.append(f"{where}providers.{provider.id}.{name}: its host is {reason}; {EGRESS_HINT}")
+    for name in ("auth_issuer", "auth_jwks_url"):
+        url = getattr(settings, name)
+        if url and (reason := policy.url_refusal(url)):
+            found.append(f"{name.upper()}: its host is {reason}; {EGRESS_HINT}")
     return found
 
 

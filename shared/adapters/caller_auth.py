@@ -7,11 +7,13 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import jwt
 import requests
 
+from shared.adapters.egress import SessionJwksClient
 from shared.domain.urls import check_url
 from shared.errors import DependencyUnavailable, Unauthenticated
 
@@ -64,6 +66,7 @@ class OidcAuthenticator:
         entity_claim: str = "sub",
         jwks_url: str | None = None,
         timeout: float = 10.0,
+        session: requests.Session | None = None,
     ) -> None:
         self._issuer = issuer
         # Google ID tokens carry either spelling of its issuer.
@@ -72,6 +75,7 @@ class OidcAuthenticator:
         self._claim = entity_claim
         self._jwks_url = jwks_url or default_jwks_url(issuer)
         self._timeout = timeout
+        self._session = session or requests.Session()  # production: checked by the egress rules (bootstrap)
         self._lock = threading.Lock()
         self._client: jwt.PyJWKClient | None = None
         self._last_refetch = 0.0
@@ -135,7 +139,9 @@ class OidcAuthenticator:
             if self._client is not None:
                 return self._client
         url = self._jwks_url or self._discover_jwks()
-        client = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=3600, timeout=int(max(1, self._timeout)))
+        client = SessionJwksClient(
+            url, self._session, cache_jwk_set=True, lifespan=3600, timeout=int(max(1, self._timeout))
+        )
         with self._lock:
             self._client = self._client or client
             return self._client
@@ -143,7 +149,7 @@ class OidcAuthenticator:
     def _discover_jwks(self) -> str:
         url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            response = requests.get(url, timeout=self._timeout, allow_redirects=False)
+            response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
             document = response.json() if response.status_code == 200 else None
         except (requests.RequestException, ValueError):
             document = None
@@ -152,6 +158,10 @@ class OidcAuthenticator:
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str) or check_url(jwks_uri) is not None:
             raise DependencyUnavailable("the ID token issuer's discovery document has no acceptable jwks_uri")
+        if urlsplit(jwks_uri).hostname != urlsplit(self._issuer).hostname:
+            raise DependencyUnavailable(
+                "the ID token issuer's discovery names keys on another host than the issuer's (set AUTH_JWKS_URL)"
+            )
         return jwks_uri
 
 

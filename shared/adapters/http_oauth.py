@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from shared.adapters.egress import EgressRefused
 from shared.domain.oauth import TokenRequest, TokenSet, parse_body, parse_token_reply
 from shared.domain.revocation import RevocationRequest
 from shared.errors import ProviderError
@@ -23,12 +24,16 @@ def _retry_after(response: requests.Response) -> float | None:
 
 class HttpTokenEndpoint:
     def __init__(self, session: requests.Session | None = None, timeout: float = 10.0) -> None:
-        self._session = session or requests.Session()
+        self.session = session or requests.Session()  # production: checked by the egress rules (bootstrap)
         self._timeout = timeout
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         try:
-            return self._session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
+            return self.session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
+        except EgressRefused:
+            raise ProviderError(
+                f"{what} refused by the egress rules", oauth_error="egress_refused", transient=False
+            ) from None
         except requests.Timeout:
             raise ProviderError(f"{what} timed out", oauth_error="timeout", transient=True) from None
         except requests.RequestException as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
+from shared.adapters.egress import SessionJwksClient
 from shared.adapters.http_oauth import HttpTokenEndpoint
 from shared.domain.urls import check_url
 from shared.errors import ProviderError
@@ -20,6 +23,7 @@ DISCOVERED = {
     "userinfo_url": "userinfo_endpoint",
     "jwks_uri": "jwks_uri",
 }
+log = logging.getLogger("broker.oidc")
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
 
 
@@ -42,10 +46,19 @@ class OidcProviders:
         found = {
             name: document[DISCOVERED[name]] for name in missing if isinstance(document.get(DISCOVERED[name]), str)
         }
+        issuer_host = urlsplit(provider.issuer).hostname
         for name, url in found.items():
             if check_url(url) is not None:
                 raise ProviderError(
                     f"discovery gave an unacceptable {name}", oauth_error="discovery_failed", transient=False
+                )
+            host = urlsplit(url).hostname
+            if host != issuer_host and host not in provider.allowed_hosts:
+                log.warning("discovery of %s names %s on host %s (allowed_hosts)", provider.id, name, host)
+                raise ProviderError(
+                    f"discovery gave a {name} on another host than the issuer's (see the entry's allowed_hosts)",
+                    oauth_error="discovery_failed",
+                    transient=False,
                 )
         return replace(provider, **found)
 
@@ -95,6 +108,8 @@ class OidcProviders:
         with self._lock:
             client = self._jwks.get(url)
             if client is None:
-                client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=int(max(1, self._timeout)))
+                client = SessionJwksClient(
+                    url, self._http.session, cache_keys=True, lifespan=3600, timeout=int(max(1, self._timeout))
+                )
                 self._jwks[url] = client
         return client

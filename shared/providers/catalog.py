@@ -56,6 +56,7 @@ class Provider:
     revocation_url: str | None = None
     userinfo_url: str | None = None
     jwks_uri: str | None = None
+    allowed_hosts: tuple[str, ...] = ()  # other hosts discovery may name (the issuer's host always)
     scopes: tuple[str, ...] = ()
     scope_separator: str = " "
     scope_param: str = "scope"
@@ -230,7 +231,7 @@ def _check_entries(entries: Mapping[str, Mapping[str, Any]], origin: Mapping[str
 
 def _provider(pid: str, entry: Mapping[str, Any]) -> Provider:
     values = dict(entry)
-    for key in ("aliases", "hooks", "scopes", "permanent_errors"):
+    for key in ("aliases", "hooks", "scopes", "permanent_errors", "allowed_hosts"):
         if key in values:
             values[key] = tuple(values[key])
     for key in ("authorization_params", "token_params", "request_headers", "credentials_schema"):

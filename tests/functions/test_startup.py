@@ -127,3 +127,17 @@ def test_a_configuration_problem_found_by_a_request_answers_500_without_configur
     assert answer.status_code == 500
     assert answer.json() == {"error": {"code": "internal_error", "message": "the broker failed to handle this request"}}
     assert "DATA_KEY_SECRET" in logged, "the operator finds the cause in the log"
+
+
+def test_production_refuses_a_provider_on_a_loopback_or_metadata_host(tmp_path):
+    path = tmp_path / "providers.yaml"
+    path.write_text(
+        "providers:\n  internal:\n    display_name: Internal\n    auth_mode: oauth2\n"
+        "    authorization_url: https://metadata.google.internal/authorize\n"
+        "    token_url: http://127.0.0.1:8081/token\n    identity: {source: token_response, subject: id}\n",
+        encoding="utf-8",
+    )
+    refused = start_refused(function_args("token_refresh"), {**PRODUCTION, "PROVIDERS_FILE": str(path)})
+    assert refused.returncode != 0
+    assert "providers.internal.authorization_url: its host is a cloud metadata host" in refused.stderr
+    assert "providers.internal.token_url: its host is a loopback address" in refused.stderr

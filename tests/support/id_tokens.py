@@ -37,6 +37,7 @@ class TestIssuer:
         self.kid = "key-1"
         self.jwks_requests = 0
         self.discovery_requests = 0
+        self.discovered_jwks_uri: str | None = None  # what discovery names instead of its own /jwks
         self.published: list[tuple[str, rsa.RSAPrivateKey]] = [(self.kid, self.key)]
 
     @property
@@ -85,7 +86,7 @@ def running_issuer() -> Iterator[TestIssuer]:
                 body: dict[str, Any] = issuer.jwks()
             elif self.path == "/.well-known/openid-configuration":
                 issuer.discovery_requests += 1
-                body = {"issuer": issuer.url, "jwks_uri": issuer.jwks_url}
+                body = {"issuer": issuer.url, "jwks_uri": issuer.discovered_jwks_uri or issuer.jwks_url}
             else:
                 self.send_error(404)
                 return

@@ -246,3 +246,19 @@ def test_a_provider_listed_twice_in_an_override_file_is_refused(tmp_path: Path):
     twice.write_text("providers:\n  gitlab: {display_name: A}\n  gitlab: {display_name: B}\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"twice\.yaml: not valid YAML: duplicate key 'gitlab'"):
         load_catalog(str(twice))
+
+
+def test_allowed_hosts_lets_discovery_name_other_hosts(tmp_path: Path):
+    entry = {"display_name": "Acme", "auth_mode": "oauth2", "issuer": "https://login.acme.example"}
+    loaded = load_with(tmp_path, {"acme": {**entry, "allowed_hosts": ["api.acme.example", "keys.acme.example"]}})
+    assert loaded.get("acme").allowed_hosts == ("api.acme.example", "keys.acme.example")
+    assert load_with(tmp_path, {"acme": entry}).get("acme").allowed_hosts == ()
+    assert "allowed_hosts[0]" in rejected(tmp_path, {"acme": {**entry, "allowed_hosts": ["https://api.acme.example"]}})
+    credentials = {"type": "object", "properties": {"key": {"type": "string"}}}
+    static = {
+        "display_name": "Key",
+        "auth_mode": "api_key",
+        "allowed_hosts": ["a.example"],
+        "credentials_schema": credentials,
+    }
+    assert "allowed_hosts" in rejected(tmp_path, {"keyed": static})
