@@ -201,7 +201,7 @@ class Container:
     def google_id_tokens(self) -> GoogleIdTokens:
         from shared.adapters.internal_auth import GoogleIdTokens
 
-        return GoogleIdTokens()
+        return GoogleIdTokens(session=self.egress)
 
     @cached_property
     def internal_callers(self) -> InternalCallers:

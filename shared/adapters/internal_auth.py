@@ -14,7 +14,9 @@ from typing import Any
 
 import flask
 import jwt
+from requests import Session
 
+from shared.adapters.egress import SessionJwksClient
 from shared.errors import Forbidden, Unauthenticated
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
@@ -44,8 +46,11 @@ def client_address(request: flask.Request) -> str:
 class GoogleIdTokens:
     """Verifies Google-signed ID tokens of service accounts (Cloud Scheduler, backends on Cloud Run)."""
 
-    def __init__(self, jwks_url: str = GOOGLE_JWKS, issuers: tuple[str, ...] = GOOGLE_ISSUERS) -> None:
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+    def __init__(
+        self, jwks_url: str = GOOGLE_JWKS, issuers: tuple[str, ...] = GOOGLE_ISSUERS, session: Session | None = None
+    ) -> None:
+        # Through the instance's checked session (egress rules in production), like every other outbound call.
+        self._jwks = SessionJwksClient(jwks_url, session or Session(), cache_keys=True, lifespan=3600, timeout=5)
         self._issuers = issuers
 
     def email(self, token: str, audience: str, allowed: list[str]) -> str:
