@@ -31,8 +31,10 @@ class HttpTokenEndpoint:
         try:
             return self.session.request(method, url, timeout=self._timeout, allow_redirects=False, **kwargs)
         except EgressRefused:
+            # The broker's own rule, not the provider's answer: transient, so it never counts towards ending a
+            # grant (fixing EGRESS_ALLOWED_NETWORKS or the provider's DNS lets the next attempt through).
             raise ProviderError(
-                f"{what} refused by the egress rules", oauth_error="egress_refused", transient=False
+                f"{what} refused by the egress rules", oauth_error="egress_refused", transient=True
             ) from None
         except requests.Timeout:
             raise ProviderError(f"{what} timed out", oauth_error="timeout", transient=True) from None

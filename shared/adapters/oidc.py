@@ -58,7 +58,7 @@ class OidcProviders:
                 raise ProviderError(
                     f"discovery gave a {name} on another host than the issuer's (see the entry's allowed_hosts)",
                     oauth_error="discovery_failed",
-                    transient=False,
+                    transient=True,  # the broker's rule: listing the host lets the next attempt through
                 )
         return replace(provider, **found)
 

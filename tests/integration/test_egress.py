@@ -35,6 +35,7 @@ from shared.adapters.oidc import OidcProviders
 from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.egress import EgressPolicy
+from shared.domain.refresh import REFUSALS_BEFORE_PERMANENT, classify_failure
 from shared.errors import DependencyUnavailable, ProviderError
 from shared.providers.catalog import Provider
 from tests.support.id_tokens import AUDIENCE, running_issuer
@@ -235,6 +236,8 @@ def test_a_production_instance_calls_providers_and_issuers_through_the_rules():
         with pytest.raises(ProviderError) as refused:
             production.token_endpoint.get_json(f"{server.url}/", "probe")
         assert refused.value.oauth_error == "egress_refused"
+        kind, _ = classify_failure(refused.value.oauth_error, refused.value.transient, (), REFUSALS_BEFORE_PERMANENT)
+        assert kind == "transient", "the broker's own rule never ends a grant"
         with pytest.raises(DependencyUnavailable):
             oidc(production).verify(issuer.mint("user-1"))
         assert (server.hosts, issuer.discovery_requests, issuer.jwks_requests) == ([], 0, 0)
@@ -264,7 +267,7 @@ def test_discovery_cannot_move_endpoints_to_another_host():
         directory = OidcProviders(HttpTokenEndpoint(timeout=5))
         with pytest.raises(ProviderError) as moved:
             directory.resolve(_provider(issuer))
-        assert moved.value.oauth_error == "discovery_failed"
+        assert (moved.value.oauth_error, moved.value.transient) == ("discovery_failed", True)
         assert "token_url" in moved.value.message
         resolved = directory.resolve(_provider(issuer, allowed_hosts=("localhost",)))
     assert (resolved.token_url, resolved.authorization_url) == (
