@@ -38,7 +38,7 @@ def development(tmp_path: Path, **extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_a_bad_production_setting_stops_the_function_before_it_serves(function):
     refused = start_refused(function_args(function), {**PRODUCTION, "INTERNAL_API_KEYS": SHORT_KEY})
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "INTERNAL_API_KEYS: every key must be at least 24 characters" in refused.stderr
     assert SHORT_KEY not in refused.stderr + refused.stdout, "the value of a secret is never printed"
     assert "Traceback" not in refused.stderr, "one line that names the variable, not a stack"
@@ -48,7 +48,7 @@ def test_on_cloud_run_the_default_is_production_so_an_open_token_endpoint_cannot
     """K_SERVICE is set on every Cloud Run service: without ENVIRONMENT the token endpoint is not left open."""
     env = development(tmp_path, K_SERVICE="broker-token-fetch")
     refused = start_refused(function_args("token_fetch"), env)
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production" in refused.stderr
 
 
@@ -66,7 +66,7 @@ def broken_catalog(tmp_path: Path) -> Path:
 def test_a_broken_providers_file_stops_the_function_naming_the_file_key_and_expectation(tmp_path):
     path = broken_catalog(tmp_path)
     refused = start_refused(function_args("integrations"), development(tmp_path, PROVIDERS_FILE=str(path)))
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert f"{path}: providers.gitlab.scopes: 'read_user' is not of type 'array'" in refused.stderr
 
 
@@ -74,14 +74,14 @@ def test_a_providers_file_that_is_not_yaml_stops_the_function(tmp_path):
     path = tmp_path / "providers.yaml"
     path.write_text("providers: [unclosed\n", encoding="utf-8")
     refused = start_refused(function_args("oauth_callback"), development(tmp_path, PROVIDERS_FILE=str(path)))
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert f"PROVIDERS_FILE: {path}: not valid YAML" in refused.stderr
 
 
 @pytest.mark.parametrize("function", ["oauth_callback", "integrations", "token_fetch", "token_refresh"])
 def test_a_client_id_without_its_secret_stops_the_functions_that_use_the_secret(tmp_path, function):
     refused = start_refused(function_args(function), development(tmp_path, GITHUB_CLIENT_ID="Iv1.0123456789abcdef"))
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "GITHUB_CLIENT_SECRET: required with GITHUB_CLIENT_ID" in refused.stderr
 
 
@@ -94,7 +94,7 @@ def test_oauth_start_needs_only_client_ids(tmp_path):
 def test_a_client_secret_without_its_id_stops_every_function(tmp_path):
     env = development(tmp_path, GITHUB_CLIENT_SECRET="a-real-looking-client-secret")
     refused = start_refused(function_args("oauth_start"), env)
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "GITHUB_CLIENT_SECRET: set without GITHUB_CLIENT_ID" in refused.stderr
     assert "a-real-looking-client-secret" not in refused.stderr
 
@@ -138,6 +138,6 @@ def test_production_refuses_a_provider_on_a_loopback_or_metadata_host(tmp_path):
         encoding="utf-8",
     )
     refused = start_refused(function_args("token_refresh"), {**PRODUCTION, "PROVIDERS_FILE": str(path)})
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "providers.internal.authorization_url: its host is a cloud metadata host" in refused.stderr
     assert "providers.internal.token_url: its host is a loopback address" in refused.stderr
