@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.fakes.secret_manager_server import LocalSecretManager
-from tests.support.processes import function_args, serving_function, start_refused
+from tests.support.processes import framework_args, function_args, serving_function, start_refused
 
 FUNCTIONS = ("oauth_start", "oauth_callback", "integrations", "token_fetch", "token_refresh")
 PRODUCTION = {
@@ -36,8 +36,9 @@ def development(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_a_bad_production_setting_stops_the_function_before_it_serves(function):
-    refused = start_refused(function_args(function), {**PRODUCTION, "INTERNAL_API_KEYS": SHORT_KEY})
+@pytest.mark.parametrize("launcher", [function_args, framework_args], ids=["broker function", "functions-framework"])
+def test_a_bad_production_setting_stops_the_function_before_it_serves(function, launcher):
+    refused = start_refused(launcher(function), {**PRODUCTION, "INTERNAL_API_KEYS": SHORT_KEY})
     assert refused.returncode == 2
     assert "INTERNAL_API_KEYS: every key must be at least 24 characters" in refused.stderr
     assert SHORT_KEY not in refused.stderr + refused.stdout, "the value of a secret is never printed"
@@ -63,9 +64,10 @@ def broken_catalog(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_broken_providers_file_stops_the_function_naming_the_file_key_and_expectation(tmp_path):
+@pytest.mark.parametrize("launcher", [function_args, framework_args], ids=["broker function", "functions-framework"])
+def test_a_broken_providers_file_stops_the_function_naming_the_file_key_and_expectation(tmp_path, launcher):
     path = broken_catalog(tmp_path)
-    refused = start_refused(function_args("integrations"), development(tmp_path, PROVIDERS_FILE=str(path)))
+    refused = start_refused(launcher("integrations"), development(tmp_path, PROVIDERS_FILE=str(path)))
     assert refused.returncode == 2
     assert f"{path}: providers.gitlab.scopes: 'read_user' is not of type 'array'" in refused.stderr
 
