@@ -33,7 +33,7 @@ from shared.domain.models import Integration
 from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
 from shared.domain.refresh import should_refresh
 from shared.errors import BrokerError, ProviderError, SecretNotFound
-from shared.providers.catalog import Catalog
+from shared.providers.catalog import Catalog, Provider
 from shared.services.credentials import (
     ACCESS_TOKEN_PURPOSE,
     PENDING_SECRET_PURPOSE,
@@ -110,9 +110,7 @@ class Refresher:
     def refresh_claimed(self, integration: Integration, lease: Lease, reason: str = "due") -> RefreshResult:
         assert integration.secret_ref is not None
         try:
-            provider = self.directory.resolve(
-                self.catalog.get(integration.provider).with_base_url(self.settings.base_url)
-            )
+            provider = self._resolve(integration)
             client = self.settings.provider_credentials(provider.id)
             if client is None:
                 raise ProviderError("provider not configured", oauth_error="provider_not_configured", transient=True)
@@ -143,6 +141,15 @@ class Refresher:
             return self._failed(integration, lease, failure)
         self.step("after_provider")
         return self._store(integration, lease, tokens, refresh_token, reason)
+
+    def _resolve(self, integration: Integration) -> Provider:
+        """The catalog entry with discovered endpoints. Discovery failing is never the provider refusing the grant
+        (a moved document, an egress rule): it is transient, so it cannot end a grant however long it lasts."""
+        entry = self.catalog.get(integration.provider).with_base_url(self.settings.base_url)
+        try:
+            return self.directory.resolve(entry)
+        except ProviderError as error:
+            raise ProviderError(error.message, oauth_error=error.oauth_error, transient=True) from None
 
     def current_refresh_token(self, integration: Integration) -> str:
         """The refresh token to use: the pending (rotated, not yet in the secret store) one, else the pinned one."""

@@ -141,3 +141,17 @@ def test_a_user_setting_inactive_during_a_refresh_stays_inactive_and_the_token_i
     patch("entity-1", integration_id, IntegrationPatch({"status": "active"}))
     assert app.refresher.refresh(integration_id, force=True).outcome == "refreshed"
     assert refresh_grants(provider)["errors"] == {}, "the token rotated during the race was kept"
+
+
+def test_discovery_failing_never_ends_a_grant(env, provider, tmp_path, monkeypatch):
+    with in_process_broker(env, monkeypatch) as app:
+        integration_id = UUID(connect(app, provider))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    broken = provider_file(moved, provider.issuer + "/gone")  # its discovery document now answers 404
+    clock = FixedClock(datetime.now(UTC))
+    with in_process_broker({**env, "PROVIDERS_FILE": str(broken)}, monkeypatch, clock=clock) as app:
+        outcomes = attempt_until_settled(app, clock, integration_id, 4)
+        row = current(app, integration_id)
+    assert outcomes == ["transient"] * 4
+    assert (row.status.value, row.last_refresh_error) == ("active", "discovery_failed")
