@@ -7,7 +7,7 @@ from shared.bootstrap import check, container
 from shared.http import handle_errors, json_response, require_method
 from shared.schemas_internal import token_options, token_target
 
-check()  # settings and catalog, now: a misconfigured revision never becomes ready
+check(token_callers=True)  # settings, catalog and its callers, now: a misconfigured revision never becomes ready
 
 
 @functions_framework.http

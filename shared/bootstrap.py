@@ -237,7 +237,7 @@ _container: Container | None = None
 _checked_catalog: Catalog | None = None
 
 
-def validate(*, client_secrets: bool = True) -> None:
+def validate(*, client_secrets: bool = True, token_callers: bool = False) -> None:
     """Read and check this instance's settings and provider catalog; ConfigurationError names each problem.
 
     Builds no client (cold starts pay for none): settings, the catalog files and the environment are all it reads.
@@ -250,17 +250,17 @@ def validate(*, client_secrets: bool = True) -> None:
         catalog = load_catalog(settings.providers_file)
     except CatalogError as exc:
         raise CatalogError(f"PROVIDERS_FILE: {exc.message}" if settings.providers_file else exc.message) from None
-    found = startup.problems(settings, catalog, os.environ, client_secrets=client_secrets)
+    found = startup.problems(settings, catalog, os.environ, client_secrets=client_secrets, token_callers=token_callers)
     if found:
         raise ConfigurationError("invalid settings: " + "; ".join(found))
     _checked_catalog = catalog
 
 
-def check(*, client_secrets: bool = True) -> None:
+def check(*, client_secrets: bool = True, token_callers: bool = False) -> None:
     """For an entry module, when functions-framework loads it: a bad setting or catalog stops the process (exit 2,
     one line on stderr naming the variable, never its value), so the revision never becomes ready."""
     try:
-        validate(client_secrets=client_secrets)
+        validate(client_secrets=client_secrets, token_callers=token_callers)
     except ConfigurationError as exc:
         print(f"broker: refusing to start: {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if get_settings().is_production:
         raise ConfigurationError("ENVIRONMENT: `broker serve` is the local run and refuses ENVIRONMENT=production")
-    validate()  # the catalog and the client credentials, as each function checks them when it loads
+    validate(token_callers=True)  # the catalog and the client credentials, as each function checks them
     app_container = container()
     settings = app_container.settings
     app = create_local_app(app_container)

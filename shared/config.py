@@ -203,12 +203,16 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    def token_caller_problems(self) -> list[str]:
+        """token_fetch's own start-up rule (checked by that function only: the others are not given the keys)."""
+        if self.is_production and not self.internal_api_keys and not self.token_invokers:
+            return ["INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production"]
+        return []
+
     def _production_problems(self) -> list[str]:
         problems = []
         if self.auth_mode == "dev":
             problems.append("AUTH_MODE: 'dev' is refused when ENVIRONMENT=production (use oidc)")
-        if not self.internal_api_keys and not self.token_invokers:
-            problems.append("INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production")
         if self.token_invokers and not self.token_audience:
             problems.append("TOKEN_AUDIENCE: required with TOKEN_INVOKERS (the token function's URL)")
         if not (self.scheduler_service_account and self.refresh_audience):

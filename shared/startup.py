@@ -15,13 +15,17 @@ from shared.providers.catalog import URL_FIELDS, Catalog
 EGRESS_HINT = "production connects only to public addresses (EGRESS_ALLOWED_NETWORKS allows a private network)"
 
 
-def problems(settings: Settings, catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool) -> list[str]:
+def problems(
+    settings: Settings, catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool, token_callers: bool
+) -> list[str]:
     """Each problem names the variable and says what was expected; never a value.
 
     `client_secrets`: this function exchanges, refreshes or revokes tokens, so each client id needs its secret
     (oauth_start only builds authorization URLs: ids alone are fine there, as terraform deploys it).
+    `token_callers`: this is token_fetch, which must know its callers in production (only it is given the keys).
     """
-    return [*client_problems(catalog, environ, client_secrets=client_secrets), *egress_problems(settings, catalog)]
+    found = [*client_problems(catalog, environ, client_secrets=client_secrets), *egress_problems(settings, catalog)]
+    return [*settings.token_caller_problems(), *found] if token_callers else found
 
 
 def client_problems(catalog: Catalog, environ: Mapping[str, str], *, client_secrets: bool) -> list[str]:

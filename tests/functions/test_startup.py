@@ -47,10 +47,18 @@ def test_a_bad_production_setting_stops_the_function_before_it_serves(function, 
 
 def test_on_cloud_run_the_default_is_production_so_an_open_token_endpoint_cannot_start(tmp_path):
     """K_SERVICE is set on every Cloud Run service: without ENVIRONMENT the token endpoint is not left open."""
-    env = development(tmp_path, K_SERVICE="broker-token-fetch")
-    refused = start_refused(function_args("token_fetch"), env)
+    env = {k: v for k, v in PRODUCTION.items() if k not in ("ENVIRONMENT", "INTERNAL_API_KEYS")}
+    refused = start_refused(function_args("token_fetch"), {**env, "K_SERVICE": "broker-token-fetch"})
     assert refused.returncode == 2
     assert "INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production" in refused.stderr
+
+
+@pytest.mark.parametrize("function", [f for f in FUNCTIONS if f != "token_fetch"])
+def test_only_the_token_function_needs_its_callers_configured(function):
+    """terraform gives INTERNAL_API_KEYS to token_fetch alone: the other functions start without them."""
+    without_keys = {k: v for k, v in PRODUCTION.items() if k != "INTERNAL_API_KEYS"}
+    with serving_function(function, without_keys) as base:
+        assert base.process.poll() is None
 
 
 def broken_catalog(tmp_path: Path) -> Path:
