@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, delete, select, tuple_, update
+from sqlalchemy import Engine, delete, or_, select, tuple_, update
 
 from shared.adapters.orm import IntegrationRow
 from shared.adapters.sql_repositories import _write_events, to_integration
-from shared.domain.models import AuditEvent, Integration
+from shared.domain.models import AuditEvent, Integration, Status
 from shared.domain.pagination import Cursor
 from shared.domain.ports import Clock
 
@@ -65,6 +66,29 @@ class SqlIntegrationAdmin:
             if row is None:
                 return None
             _write_events(conn, events, now)
+        return to_integration(row)
+
+    def record_sync(
+        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[AuditEvent]
+    ) -> Integration | None:
+        # The rate limit is in the WHERE clause: of concurrent requests, the first UPDATE to take the row lock
+        # wins; the others re-evaluate it against the new last_sync_at (PostgreSQL) or wait their turn (SQLite).
+        statement = (
+            update(IntegrationRow)
+            .where(
+                IntegrationRow.id == integration_id,
+                IntegrationRow.entity_id == entity_id,
+                IntegrationRow.status == Status.ACTIVE.value,
+                or_(IntegrationRow.last_sync_at.is_(None), IntegrationRow.last_sync_at <= after),
+            )
+            .values(last_sync_at=at, updated_at=at)
+            .returning(IntegrationRow)
+        )
+        with self._engine.begin() as conn:
+            row = conn.execute(statement).one_or_none()
+            if row is None:
+                return None
+            _write_events(conn, events, at)
         return to_integration(row)
 
     def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:

@@ -98,6 +98,14 @@ class IntegrationAdmin(Protocol):
         refresh cannot write afterwards. None when no row matched."""
         ...
 
+    def record_sync(
+        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[AuditEvent]
+    ) -> Integration | None:
+        """Set `last_sync_at = at` and write `events` in one conditional UPDATE: only while the status is active
+        and the previous request (if any) is not later than `after`, so concurrent callers cannot all pass the
+        check. None when no row matched (missing, not active, or requested too recently)."""
+        ...
+
     def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
         """Delete the row and write `events` in one transaction; False when there was no such row."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -182,26 +182,15 @@ class IntegrationService:
         """Record a sync request: `last_sync_at` becomes now. Active integrations only, at most one request per
         SYNC_MIN_INTERVAL (429 with Retry-After otherwise)."""
         current = self.get(entity_id, integration_id)
-        if current.status != Status.ACTIVE:
-            raise Conflict(
-                f"only an active integration can be synced; this one is {current.status.value!r}",
-                code="integration_not_active",
-            )
         now = self.clock.now()
-        if current.last_sync_at is not None and now - current.last_sync_at < SYNC_MIN_INTERVAL:
-            wait = (current.last_sync_at + SYNC_MIN_INTERVAL - now).total_seconds()
-            raise RateLimited(
-                f"a sync was requested less than {SYNC_MIN_INTERVAL.seconds} s ago; try again later",
-                code="sync_rate_limited",
-                details={"retry_after": max(1.0, wait)},
-            )
+        _check_syncable(current, now)
         event = _event(entity_id, "integration.sync_requested", "success", current, {})
-        updated = self.admin.update(
-            integration_id, entity_id, {"last_sync_at": now}, [event], when_status={Status.ACTIVE.value}
-        )
-        if updated is None:
-            raise Conflict("the integration changed state meanwhile; read it again", code="integration_not_active")
-        return updated
+        # The check above only saves a write; this conditional UPDATE is what holds under concurrent requests.
+        updated = self.admin.record_sync(integration_id, entity_id, now, after=now - SYNC_MIN_INTERVAL, events=[event])
+        if updated is not None:
+            return updated
+        _check_syncable(self.get(entity_id, integration_id), now)  # says why: another request won, or a state change
+        raise Conflict("the integration changed meanwhile; read it again", code="integration_not_active")
 
     def remove(self, entity_id: str, integration_id: UUID) -> Removal:
         from shared.services.integration_removal import remove_integration
@@ -212,6 +201,21 @@ class IntegrationService:
         from shared.services.integration_checks import check_integration
 
         return check_integration(self, entity_id, integration_id)
+
+
+def _check_syncable(integration: Integration, now: datetime) -> None:
+    if integration.status != Status.ACTIVE:
+        raise Conflict(
+            f"only an active integration can be synced; this one is {integration.status.value!r}",
+            code="integration_not_active",
+        )
+    last = integration.last_sync_at
+    if last is not None and now - last < SYNC_MIN_INTERVAL:
+        raise RateLimited(
+            f"a sync was requested less than {SYNC_MIN_INTERVAL.seconds} s ago; try again later",
+            code="sync_rate_limited",
+            details={"retry_after": max(1.0, (last + SYNC_MIN_INTERVAL - now).total_seconds())},
+        )
 
 
 def _event(entity_id: str, action: str, outcome: str, integration: Integration, detail: dict[str, Any]) -> AuditEvent:

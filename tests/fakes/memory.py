@@ -204,6 +204,18 @@ class MemoryIntegrationAdmin:
         self.store.events.extend(events)
         return dataclasses.replace(updated)
 
+    def record_sync(
+        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[AuditEvent]
+    ) -> Integration | None:
+        self.store._maybe_fail()
+        row = self.store.get(integration_id, entity_id)
+        if row is None or row.status != Status.ACTIVE or (row.last_sync_at is not None and row.last_sync_at > after):
+            return None
+        updated = dataclasses.replace(row, last_sync_at=at, updated_at=at)
+        self.store.rows[integration_id] = updated
+        self.store.events.extend(events)
+        return dataclasses.replace(updated)
+
     def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
         self.store._maybe_fail()
         if self.store.get(integration_id, entity_id) is None:
