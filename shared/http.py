@@ -24,6 +24,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.logs import database_error, where
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -68,8 +69,12 @@ def handle_errors(handler: Handler) -> Handler:
             if error.http_status >= 500:
                 log.error("request failed: %s (%s)", error.code, error.message)
             return error_response(error)
-        except Exception:
-            log.exception("unhandled error")  # the trace goes to the log, never to the caller
+        except Exception as exc:
+            summary = database_error(exc)
+            if summary is None:
+                log.exception("unhandled error")  # the trace goes to the log, never to the caller
+            else:  # the driver's text can quote a bound value: its class, SQLSTATE and frames only
+                log.error("unhandled error: %s\n%s", summary, where(exc))
             return error_response(BrokerError(INTERNAL_ERROR))
 
     return wrapper

@@ -4,6 +4,10 @@ JSON lines carry `severity`, `message`, `logging.googleapis.com/trace` (from `tr
 `X-Cloud-Trace-Context`, as `projects/<GCP_PROJECT>/traces/<id>`) and the request (`httpRequest`), which Cloud
 Logging reads from stdout/stderr on Cloud Run. The request URL is logged without its query: the callback's query
 holds the authorization code and the state.
+
+A database error is logged by its class and SQLSTATE only: the driver's text can quote a bound value (PostgreSQL's
+`CONTEXT: JSON data, line 1: …`), which SQLAlchemy's `hide_parameters` does not hide. Every installed handler
+scrubs such records, whoever logged them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import traceback
 from typing import IO, Any
+
+from sqlalchemy.exc import StatementError
 
 from shared.config import Settings
 
@@ -33,6 +40,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     """Install the root handler for `settings`, replacing the one a previous call installed (idempotent)."""
     global _installed
     handler = structured_handler(settings.gcp_project, stream) if wants_json(settings) else text_handler(stream)
+    handler.addFilter(ScrubDatabaseErrors())
     root = logging.getLogger()
     with _lock:
         if _installed is not None:
@@ -69,6 +77,48 @@ class RequestWithoutQuery(logging.Filter):
             request = _current_request()
             if request is not None:
                 record.http_request = request
+        return True
+
+
+def database_error(exc: BaseException) -> str | None:
+    """`<class> (<driver class>, SQLSTATE <code>)` when `exc` is or was raised by a database error, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StatementError):
+            orig = current.orig
+            return f"{type(current).__name__} ({type(orig).__name__}, SQLSTATE {_sqlstate(orig)})"
+        if type(current).__module__.partition(".")[0] in ("pg8000", "sqlite3"):
+            return f"{type(current).__name__} (SQLSTATE {_sqlstate(current)})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def where(exc: BaseException) -> str:
+    """The frames `exc` passed through (code only, never its message)."""
+    return "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+
+
+def _sqlstate(error: BaseException | None) -> str:
+    fields = error.args[0] if error is not None and error.args else None
+    if isinstance(fields, dict) and isinstance(fields.get("C"), str):  # pg8000: the server's error fields
+        return str(fields["C"])
+    name = getattr(error, "sqlite_errorname", None)
+    return name if isinstance(name, str) else "unknown"
+
+
+class ScrubDatabaseErrors(logging.Filter):
+    """Replace a database error's text and traceback in any record by its class, SQLSTATE and frames."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        summary = database_error(exc) if exc is not None else None
+        if exc is not None and summary is not None:
+            record.msg = f"{record.getMessage()}: {summary}\n{where(exc)}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
         return True
 
 
