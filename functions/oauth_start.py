@@ -16,7 +16,7 @@ def oauth_start(request: flask.Request) -> flask.Response:
     app = container()
     if request.method == "OPTIONS":
         return preflight(request, app.settings.allowed_origins, "POST")
-    require_method(request, "POST")
+    require_method(request, "POST", "OPTIONS")
     entity_id = app.authenticator.entity_id(request)
     started = app.connect_flow.start(entity_id, parse_json(request, StartBody).to_request())
     response = json_response({"authorization_url": started.authorization_url, "expires_at": started.expires_at})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -54,6 +54,8 @@ def error_response(error: BrokerError) -> flask.Response:
         headers["Retry-After"] = str(int(retry_after))
     if error.http_status == 401:  # RFC 6750: say how to authenticate (and, for a bad token, that it was bad)
         headers["WWW-Authenticate"] = str(error.details.get("challenge", 'Bearer realm="integrations-broker"'))
+    if error.http_status == 405 and error.details.get("allow"):  # RFC 9110 §15.5.6: a 405 says what is allowed
+        headers["Allow"] = ", ".join(sorted(error.details["allow"]))
     body = {"error": {"code": error.code, "message": error.message}}
     return json_response(body, error.http_status, headers)
 
@@ -104,8 +106,14 @@ def parse_json(request: flask.Request, model: type[M]) -> M:
 
 
 def require_method(request: flask.Request, *methods: str) -> None:
+    """405 with `Allow: <methods>` unless the request uses one of `methods` (every method the function serves)."""
     if request.method not in methods:
-        raise MethodNotAllowed(f"expected {' or '.join(methods)}, got {request.method}")
+        raise method_not_allowed(request, methods)
+
+
+def method_not_allowed(request: flask.Request, allowed: Iterable[str]) -> MethodNotAllowed:
+    methods = sorted(set(allowed))
+    return MethodNotAllowed(f"expected {' or '.join(methods)}, got {request.method[:16]}", details={"allow": methods})
 
 
 def cors(request: flask.Request, response: flask.Response, allowed_origins: list[str]) -> flask.Response:

@@ -11,8 +11,8 @@ import flask
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.bootstrap import Container
-from shared.errors import MethodNotAllowed, NotFound
-from shared.http import cors, handle_errors, preflight
+from shared.errors import NotFound
+from shared.http import cors, handle_errors, method_not_allowed, preflight
 
 Handler = Callable[[flask.Request, Container, str, dict[str, str]], BaseResponse]
 
@@ -49,8 +49,7 @@ def _dispatch(request: flask.Request, app: Container, endpoints: Sequence[Endpoi
         if endpoint.method == request.method:
             entity_id = app.authenticator.entity_id(request)
             return endpoint.handler(request, app, entity_id, match.groupdict())
-    allowed = sorted({e.method for e, _ in matches})
-    raise MethodNotAllowed(f"expected {' or '.join(allowed)}, got {request.method[:16]}")
+    raise method_not_allowed(request, {"OPTIONS", *(e.method for e, _ in matches)})  # preflights on every path
 
 
 def integration_id(params: dict[str, str]) -> UUID:

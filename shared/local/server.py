@@ -32,7 +32,11 @@ class Route:
     rule: str
     module: str  # functions.<name>: the deployed entry point, served here unchanged
     target: str
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # what the function serves (the OpenAPI test compares); every method reaches it
+
+
+# As functions-framework does in a deployment: the function itself answers methods it does not serve (405, Allow).
+EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 # Each function's routes as the load balancer maps them in a deployment; entries arrive with the functions.
@@ -72,7 +76,7 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
     app.register_blueprint(demo_blueprint(DemoAuthServer(container.clock)))
     for route in routes:
         handler = getattr(importlib.import_module(route.module), route.target)
-        app.add_url_rule(route.rule, f"{route.target} {route.rule}", _view(handler), methods=list(route.methods))
+        app.add_url_rule(route.rule, f"{route.target} {route.rule}", _view(handler), methods=EVERY_METHOD)
 
     @app.get("/openapi.json")
     def openapi() -> flask.Response:
@@ -81,7 +85,8 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> flask.Response:
         code = (exc.name or "error").lower().replace(" ", "_")
-        error = BrokerError(exc.description or code, code=code)
+        allowed = getattr(exc, "valid_methods", None)  # a 405 names what the path serves
+        error = BrokerError(exc.description or code, code=code, details={"allow": allowed} if allowed else None)
         error.http_status = exc.code or 500
         return error_response(error)
 

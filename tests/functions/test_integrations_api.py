@@ -353,5 +353,14 @@ def test_unknown_paths_and_methods(api):
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
     put = requests.put(f"{api.base}/integrations", headers=headers, timeout=5)
     assert (put.status_code, put.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert put.headers.get("Allow") == "GET, OPTIONS, POST"
+    for method, path, allow in [
+        ("POST", "/providers", "GET, OPTIONS"),
+        ("POST", "/integrations/a", "DELETE, GET, OPTIONS, PATCH"),
+        ("GET", "/integrations/a/sync", "OPTIONS, POST"),
+        ("DELETE", "/integrations/a/test", "OPTIONS, POST"),
+    ]:
+        response = requests.request(method, f"{api.base}{path}", headers=headers, timeout=5)
+        assert (response.status_code, response.headers.get("Allow")) == (405, allow), (method, path)
     not_uuid = api.call("GET", "/integrations/not-a-uuid", ID, "kim")
     assert not_uuid.json()["error"]["code"] == "integration_not_found"

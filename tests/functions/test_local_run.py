@@ -56,6 +56,21 @@ def test_unknown_path_gets_the_json_error_shape(local):
     assert response.json()["error"]["code"] == "not_found"
 
 
+def test_a_405_says_what_the_path_allows(local):
+    for method, path, allow in [
+        ("PUT", "/health", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/oauth/start", "OPTIONS, POST"),
+        ("POST", "/oauth/callback", "GET"),
+        ("PUT", "/integrations", "GET, OPTIONS, POST"),
+        ("POST", "/token/x", "GET"),
+        ("GET", "/refresh", "POST"),
+        ("TRACE", "/providers", "GET, OPTIONS"),
+    ]:
+        response = requests.request(method, f"{local}{path}", headers={"X-Entity-Id": "u"}, timeout=5)
+        assert (response.status_code, response.headers.get("Allow")) == (405, allow), (method, path)
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_demo_provider_flow_over_http(local):
     redirect_uri = f"{local}/oauth/callback"
     params = {

@@ -109,6 +109,9 @@ def test_only_get_is_allowed(stack: Stack) -> None:
         f"{stack.fetchers[0]}/token/{uuid4()}", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5
     )
     assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert response.headers.get("Allow") == "GET"
+    refresh = requests.get(f"{stack.refresh_url}/refresh", timeout=5)
+    assert (refresh.status_code, refresh.headers.get("Allow")) == (405, "POST")
 
 
 def test_fifty_concurrent_fetches_of_an_expired_token_from_two_processes_refresh_once(stack: Stack) -> None:
