@@ -16,14 +16,21 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.config_values import is_placeholder, parse_data_keys, provider_env_prefix, read_clients, split_list
+from shared.config_values import (
+    is_placeholder,
+    parse_data_keys,
+    provider_env_prefix,
+    read_clients,
+    split_api_keys,
+    split_list,
+)
 from shared.domain.egress import EgressPolicy, parse_networks
 from shared.domain.models import ClientCredentials
-from shared.domain.urls import check_url
+from shared.domain.urls import check_url, normalise_web_url
 from shared.errors import ConfigurationError
 
-SECRET_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
-DATA_KEY_SECRET_RE = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*$")
+SECRET_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")  # all patterns here: fullmatch
+DATA_KEY_SECRET_RE = re.compile(r"projects/[^/\s]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*")
 
 CommaList = Annotated[list[str], NoDecode]
 Environment = Literal["development", "production"]
@@ -89,18 +96,18 @@ class Settings(BaseSettings):
     _split_lists = field_validator(
         "allowed_return_urls",
         "allowed_origins",
-        "internal_api_keys",
         "auth_audience",
         "token_invokers",
         "allowed_cidrs",
         "egress_allowed_networks",
         mode="before",
     )(split_list)
+    _split_keys = field_validator("internal_api_keys", mode="before")(split_api_keys)
 
     @field_validator("secret_prefix")
     @classmethod
     def _prefix_shape(cls, value: str) -> str:
-        if not SECRET_PREFIX_RE.match(value):
+        if not SECRET_PREFIX_RE.fullmatch(value):
             raise ValueError("must start with a letter and hold only letters, digits, '-' and '_' (≤ 100)")
         return value
 
@@ -114,7 +121,7 @@ class Settings(BaseSettings):
     @field_validator("data_key_secret")
     @classmethod
     def _pinned_key(cls, value: str | None) -> str | None:
-        if value and not DATA_KEY_SECRET_RE.match(value):
+        if value and not DATA_KEY_SECRET_RE.fullmatch(value):
             raise ValueError("must be projects/<p>/secrets/<name>/versions/<number> (a number, never 'latest')")
         return value
 
@@ -141,11 +148,13 @@ class Settings(BaseSettings):
     @field_validator("allowed_return_urls")
     @classmethod
     def _return_urls(cls, values: list[str]) -> list[str]:
+        normalised = []
         for value in values:
-            problem = check_url(value)
-            if problem:
-                raise ValueError(f"entry {value!r} {problem}")
-        return values
+            try:
+                normalised.append(normalise_web_url(value))  # matched and redirected to in this form
+            except ValueError as problem:
+                raise ValueError(f"entry {value!r} {problem}") from None
+        return normalised
 
     @field_validator("allowed_origins")
     @classmethod

@@ -23,6 +23,27 @@ def split_list(value: object) -> object:
     return value
 
 
+API_KEY_RE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # visible ASCII but the comma (fullmatch)
+
+
+def split_api_keys(value: object) -> object:
+    """INTERNAL_API_KEYS as given: comma-separated, nothing trimmed. A key with whitespace around it or in it
+    (a pasted newline, `a, b`) is refused rather than trimmed, so the key a backend sends is exactly the one
+    configured. Errors count keys, never show them."""
+    if not isinstance(value, str):
+        return value
+    if not value:
+        return []
+    keys = value.split(",")
+    for number, key in enumerate(keys, start=1):
+        if not API_KEY_RE.fullmatch(key):
+            raise ValueError(
+                f"key {number} of {len(keys)} is empty or holds whitespace or other invisible characters "
+                "(comma-separate the keys with no spaces)"
+            )
+    return keys
+
+
 def is_placeholder(value: str) -> bool:
     return value.strip().lower() in PLACEHOLDERS or (value.startswith("<") and value.endswith(">"))
 

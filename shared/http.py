@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, TypeVar
@@ -95,7 +97,7 @@ def parse_json(request: flask.Request, model: type[M]) -> M:
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
     try:
-        return model.model_validate_json(raw or b"{}")
+        parsed = model.model_validate_json(raw or b"{}")
     except pydantic.ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise BadRequest("the body is not valid JSON", code="malformed_json") from None
@@ -103,6 +105,47 @@ def parse_json(request: flask.Request, model: type[M]) -> M:
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ValidationFailed(problems[:1000]) from None
+    if _unsafe_number(parsed):
+        raise ValidationFailed(
+            "numbers must be finite (no NaN, Infinity or overflow such as 1e400) and integers within "
+            "±9007199254740991 (I-JSON, RFC 7493), so every reader gets back what was sent"
+        )
+    return parsed
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _unsafe_number(value: object) -> bool:
+    """A number the JSON grammar cannot carry back (NaN, ±Infinity; the parser reads 1e400 as Infinity), or an
+    integer past IEEE double precision. PostgreSQL refuses the first kind; SQLite kept them and every later
+    answer was invalid JSON. (Nesting is bounded by the parser's recursion limit.)"""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, int):
+        return abs(value) > MAX_SAFE_INTEGER
+    if isinstance(value, pydantic.BaseModel):
+        return any(_unsafe_number(item) for item in value.__dict__.values())
+    if isinstance(value, dict):
+        return any(_unsafe_number(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_unsafe_number(item) for item in value)
+    return False
+
+
+_CREDENTIAL = re.compile(r"[\x21-\x7e]+")  # visible ASCII, no whitespace (fullmatch)
+
+
+def bearer_credential(header: str) -> str | None:
+    """The credential of `Authorization: Bearer <credential>`: the scheme in any case, one space, then visible
+    ASCII with no whitespace in or around it (RFC 6750). None for anything else: a key is never trimmed into
+    one that matches."""
+    scheme, space, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not space or not _CREDENTIAL.fullmatch(credential):
+        return None
+    return credential
 
 
 def require_method(request: flask.Request, *methods: str) -> None:

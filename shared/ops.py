@@ -21,17 +21,17 @@ if TYPE_CHECKING:
 
 Action = Literal["status", "run", "pause", "resume"]
 
-_JOB_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/jobs/[A-Za-z0-9_-]{1,500}$")
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+_JOB_NAME = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/jobs/[A-Za-z0-9_-]{1,500}")  # fullmatch
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
 
 
 def job_name(job: str, project: str | None = None, location: str | None = None) -> str:
     """The job's full name from `projects/<p>/locations/<l>/jobs/<id>`, or from an id with project and location."""
     if job.startswith("projects/"):
-        if not _JOB_NAME.match(job):
+        if not _JOB_NAME.fullmatch(job):
             raise ConfigurationError(f"--job: expected projects/<project>/locations/<location>/jobs/<id>, got {job!r}")
         return job
-    if not _JOB_ID.match(job):
+    if not _JOB_ID.fullmatch(job):
         raise ConfigurationError(f"--job: expected a job id (letters, digits, '-', '_') or a full name, got {job!r}")
     if not project or not location:
         raise ConfigurationError("--job: a job id needs --project (or GCP_PROJECT) and --location")
@@ -117,7 +117,7 @@ def _when(moment: datetime | None) -> str:
 # --- Database privileges of the functions' users --------------------------------------------------------------
 
 # IAM database users: a service account's email without ".gserviceaccount.com" (or a plain role name).
-_DB_ROLE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,62}$")
+_DB_ROLE = re.compile(r"[a-z0-9][a-z0-9._@-]{0,62}")  # fullmatch
 APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 
 
@@ -129,7 +129,7 @@ def grant_app_privileges(engine: Engine, users: Iterable[str]) -> list[str]:
     """
     roles = list(dict.fromkeys(users))
     for role in roles:
-        if not _DB_ROLE.match(role):
+        if not _DB_ROLE.fullmatch(role):
             raise ConfigurationError(f"--grant-to: {role!r} is not a database user name (e.g. sa@project.iam)")
     if engine.dialect.name != "postgresql" or not roles:
         return []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.models import Status
+from shared.domain.text import DISPLAY_TEXT_PATTERN, is_display_text
 from shared.services.connect import StartRequest
 from shared.services.integrations import IntegrationPatch, ListQuery, NewStaticIntegration
 
@@ -22,7 +22,7 @@ class StartBody(Strict):
     provider: str = Field(min_length=1, max_length=64)
     scopes: list[str] = Field(default_factory=list, max_length=50)
     return_to: str | None = Field(None, max_length=2048)
-    label: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    label: str | None = Field(None, min_length=1, max_length=200, pattern=DISPLAY_TEXT_PATTERN)
     integration_id: UUID | None = None
 
     def to_request(self) -> StartRequest:
@@ -31,11 +31,10 @@ class StartBody(Strict):
 
 # ---- the integrations API ------------------------------------------------------------------------------------------
 
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_CONFIG_BYTES = 8 * 1024
 MAX_CONFIG_DEPTH = 6
 
-Label = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Label = Annotated[str, Field(min_length=1, max_length=200, pattern=DISPLAY_TEXT_PATTERN)]
 
 
 def _check_json(value: Any, depth: int = 0) -> None:
@@ -46,8 +45,8 @@ def _check_json(value: Any, depth: int = 0) -> None:
             raise ValueError("strings must not contain NUL characters")
     elif isinstance(value, dict):
         for key, item in value.items():
-            if not 1 <= len(key) <= 128 or CONTROL_CHARS.search(key):
-                raise ValueError("keys must be 1-128 characters without control characters")
+            if not 1 <= len(key) <= 128 or not is_display_text(key):
+                raise ValueError("keys must be 1-128 characters without control or bidi characters")
             _check_json(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -62,7 +61,7 @@ def _config(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Config = Annotated[dict[str, Any], AfterValidator(_config)]
-FieldName = Annotated[str, Field(min_length=1, max_length=64)]
+FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=DISPLAY_TEXT_PATTERN)]
 
 
 class CreateIntegrationBody(Strict):
@@ -95,7 +94,7 @@ class PatchIntegrationBody(Strict):
 
 
 class ListIntegrationsQuery(Strict):
-    provider: str | None = Field(None, min_length=1, max_length=64)
+    provider: str | None = Field(None, min_length=1, max_length=64, pattern=DISPLAY_TEXT_PATTERN)
     status: Status | None = None
     page_size: int = Field(50, ge=1, le=100)
     page_token: str | None = Field(None, min_length=1, max_length=512)

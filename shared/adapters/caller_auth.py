@@ -16,8 +16,9 @@ import requests
 from shared.adapters.egress import SessionJwksClient
 from shared.domain.urls import check_url
 from shared.errors import DependencyUnavailable, Unauthenticated
+from shared.http import bearer_credential
 
-ENTITY_ID_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces: safe in logs and labels
+ENTITY_ID_RE = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces: safe in logs and labels (fullmatch)
 GOOGLE_ISSUER = "https://accounts.google.com"
 GOOGLE_JWKS = "https://www.googleapis.com/oauth2/v3/certs"
 FIREBASE_ISSUER_PREFIX = "https://securetoken.google.com/"
@@ -39,7 +40,7 @@ class DevHeaderAuthenticator:
 
     def entity_id(self, request: flask.Request) -> str:
         value = request.headers.get("X-Entity-Id", "")
-        if not ENTITY_ID_RE.match(value):
+        if not ENTITY_ID_RE.fullmatch(value):
             raise Unauthenticated("dev auth mode: send the entity id in the X-Entity-Id header (1-255 printable)")
         return value
 
@@ -85,7 +86,7 @@ class OidcAuthenticator:
         value = claims.get(self._claim)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or not ENTITY_ID_RE.match(value):
+        if not isinstance(value, str) or not ENTITY_ID_RE.fullmatch(value):
             raise InvalidToken(f"the ID token has no usable {self._claim!r} claim (1-255 printable characters)")
         return value
 
@@ -166,9 +167,8 @@ class OidcAuthenticator:
 
 
 def _bearer(header: str) -> str:
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_credential(header)
+    if token is None:
         raise Unauthenticated("send the caller's ID token as `Authorization: Bearer <token>`")
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("the bearer token is too long")

@@ -27,7 +27,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 from shared.errors import DependencyUnavailable, SecretCorrupted, SecretNotFound
 
 DEFAULT_TIMEOUT = 10.0
-_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # fullmatch
 _LABEL_LIMIT = 63
 
 
@@ -47,7 +47,7 @@ def sanitise_label_value(value: str) -> str:
 
 def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     for key in labels:  # keys are chosen by our code, so a bad one is a bug rather than data to clean
-        if not _LABEL_KEY_RE.match(key):
+        if not _LABEL_KEY_RE.fullmatch(key):
             raise ValueError(f"label key {key!r} must match {_LABEL_KEY_RE.pattern}")
     return {key: sanitise_label_value(value) for key, value in labels.items()}
 

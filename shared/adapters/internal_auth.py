@@ -18,6 +18,7 @@ from requests import Session
 
 from shared.adapters.egress import SessionJwksClient
 from shared.errors import Forbidden, Unauthenticated
+from shared.http import bearer_credential
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 GOOGLE_JWKS = "https://www.googleapis.com/oauth2/v3/certs"
@@ -29,11 +30,10 @@ def _digest(key: str) -> bytes:
 
 
 def bearer(request: flask.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthenticated("send Authorization: Bearer <API key or ID token>")
-    return value.strip()
+    credential = bearer_credential(request.headers.get("Authorization", ""))
+    if credential is None:
+        raise Unauthenticated("send Authorization: Bearer <API key or ID token> (one space, nothing around the key)")
+    return credential
 
 
 def client_address(request: flask.Request) -> str:

@@ -23,7 +23,7 @@ from shared.domain.ports import (
     SecretStore,
     TokenEndpoint,
 )
-from shared.domain.urls import allowed_return_url
+from shared.domain.urls import match_return_url
 from shared.errors import BadRequest, BrokerError, NotFound, ProviderError, ProviderNotConfigured, ValidationFailed
 from shared.providers.catalog import Catalog, Provider
 from shared.services.credentials import store_connection
@@ -33,7 +33,7 @@ log = logging.getLogger("broker.connect")
 
 PKCE_PURPOSE = "pkce_verifier"
 CALLBACK_PATH = "/oauth/callback"
-SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,200}$")  # RFC 6749 scope-token characters
+SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")  # RFC 6749 scope-token characters (fullmatch)
 PROVIDER_TEXT_RE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -98,12 +98,13 @@ class ConnectFlow:
     def start(self, entity_id: str, request: StartRequest) -> Started:
         provider, client = self.oauth_provider(request.provider)
         for scope in request.scopes:
-            if not SCOPE_RE.match(scope):
+            if not SCOPE_RE.fullmatch(scope):
                 raise ValidationFailed(
                     "each scope must be 1-200 visible characters without spaces", code="invalid_scope"
                 )
-        return_to = request.return_to or next(iter(self.settings.return_urls), None)
-        if return_to is None or not allowed_return_url(return_to, self.settings.return_urls):
+        wanted = request.return_to or next(iter(self.settings.return_urls), None)
+        return_to = match_return_url(wanted, self.settings.return_urls) if wanted is not None else None
+        if return_to is None:  # the normalised URL is what is kept and redirected to
             raise BadRequest("return_to is not in ALLOWED_RETURN_URLS", code="return_url_not_allowed")
         if request.integration_id is not None:
             existing = self.integrations.get(request.integration_id, entity_id)

@@ -7,8 +7,12 @@ from typing import Any
 from shared.domain.models import Account
 from shared.domain.oauth import TokenSet
 from shared.domain.ports import ProviderDirectory, TokenEndpoint
+from shared.domain.text import is_display_text, is_identifier
 from shared.errors import ProviderError
 from shared.providers.catalog import Provider
+
+# The columns that keep them (entity_integrations.account_*).
+MAX_SUBJECT, MAX_EMAIL, MAX_LOGIN = 255, 320, 255
 
 
 def read_path(document: Any, path: str | None) -> str | None:
@@ -22,9 +26,14 @@ def read_path(document: Any, path: str | None) -> str | None:
     if isinstance(document, bool) or document is None:
         return None
     if isinstance(document, int | str):
-        text = str(document).strip()
-        return text[:320] if text else None
+        return str(document) or None
     return None
+
+
+def _shown(value: str | None, limit: int) -> str | None:
+    """An email or login kept for display only: dropped (not cleaned) when it is too long or holds control or
+    bidi characters."""
+    return value if value is not None and len(value) <= limit and is_display_text(value) else None
 
 
 def read_account(
@@ -46,4 +55,10 @@ def read_account(
         raise ProviderError(
             "the provider did not say who the account is", oauth_error="missing_subject", transient=False
         )
-    return Account(subject, read_path(document, identity.email), read_path(document, identity.login))
+    if not is_identifier(subject, MAX_SUBJECT):  # the subject keys the integration: never trimmed or cut
+        raise ProviderError(
+            f"the provider named the account with control characters, spaces at its ends or over {MAX_SUBJECT} "
+            "characters", oauth_error="invalid_subject", transient=False,
+        )  # fmt: skip
+    email, login = read_path(document, identity.email), read_path(document, identity.login)
+    return Account(subject, _shown(email, MAX_EMAIL), _shown(login, MAX_LOGIN))

@@ -18,7 +18,7 @@ from shared.errors import SecretCorrupted, ValidationFailed
 from shared.providers.catalog import Provider
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # fullmatch
 _MAX_REPORTED = 10
 
 
@@ -50,7 +50,7 @@ def read_credentials(secrets: SecretStore, integration: Integration) -> dict[str
 
 
 def _name(name: object) -> str:
-    return str(name) if isinstance(name, str) and FIELD_NAME.match(name) else "<field>"
+    return str(name) if isinstance(name, str) and FIELD_NAME.fullmatch(name) else "<field>"
 
 
 def _describe(error: ValidationError) -> str:

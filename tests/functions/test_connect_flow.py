@@ -173,6 +173,24 @@ def test_expired_and_unknown_states_are_refused(broker: Broker) -> None:
         ({"scopes": ["a b"]}, 422, "invalid_scope"),
         ({"integration_id": "00000000-0000-4000-8000-000000000000"}, 404, "integration_not_found"),
         ({"unexpected": 1}, 422, "validation_failed"),
+        # Dot segments, plain or percent-encoded, would leave the allowed path once a browser resolves them.
+        ({"return_to": APP + "../admin"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "%2e%2e/admin"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + ".%2E/admin"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + ".."}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "x\\..\\..\\admin"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "..%2fadmin"}, 400, "return_url_not_allowed"),
+        # Crafted hosts and characters: refused, never a 500, and nothing stored (NUL breaks PostgreSQL text).
+        ({"return_to": "http://127.0.0.1\uff03.x/app/"}, 400, "return_url_not_allowed"),
+        ({"return_to": "http://127.0.0.1\uff0fapp/"}, 400, "return_url_not_allowed"),
+        ({"return_to": "http://[127.0.0.1/app/"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "\u0000"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "a\u0000b"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "\u202e"}, 400, "return_url_not_allowed"),
+        ({"return_to": APP + "\u0085"}, 400, "return_url_not_allowed"),
+        ({"label": "a\u0085b"}, 422, "validation_failed"),
+        ({"label": "\u202egnp.exe"}, 422, "validation_failed"),
+        ({"label": "a\u2066b"}, 422, "validation_failed"),
     ],
 )
 def test_bad_start_requests_get_a_stable_error_and_store_nothing(broker: Broker, body, status, code) -> None:
@@ -182,6 +200,26 @@ def test_bad_start_requests_get_a_stable_error_and_store_nothing(broker: Broker,
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert broker.count_states() == before
     assert "Set-Cookie" not in response.headers
+
+
+def test_the_return_url_is_normalised_and_the_browser_goes_back_to_the_normalised_url(broker: Broker) -> None:
+    back = broker.connect(return_to="HTTP://127.0.0.1:9/app/./done/../x/%2E/?tab=1")
+    assert back["status"] == "connected"
+    with broker.engine.connect() as conn:
+        kept = conn.execute(select(OAuthStateRow.return_to).order_by(OAuthStateRow.created_at.desc())).first()
+    assert kept is not None
+    assert kept.return_to == APP + "x/?tab=1"
+
+
+def test_methods_a_function_does_not_serve_get_a_405_with_allow(broker: Broker) -> None:
+    for url, method, allow in [
+        (f"{broker.start_url}/oauth/start", "GET", "OPTIONS, POST"),
+        (f"{broker.start_url}/oauth/start", "DELETE", "OPTIONS, POST"),
+        (f"{broker.callback}/oauth/callback", "POST", "GET"),
+    ]:
+        response = requests.request(method, url, timeout=5)
+        assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
+        assert response.headers.get("Allow") == allow, (method, url)
 
 
 def test_start_needs_a_caller(broker: Broker) -> None:

@@ -6,7 +6,9 @@ against shared/openapi.yaml."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -233,6 +235,24 @@ def test_pagination_across_pages_with_filters(api):
 
 LONG = "x" * 10_000
 FULLWIDTH_OPENAI = "\uff4f\uff50\uff45\uff4e\uff41\uff49"  # "openai" in fullwidth letters
+BAD_LABELS = [
+    ({"json": {"provider": "openai", "credentials": {"api_key": API_KEY}, "label": label}}, 422, "validation_failed")
+    for label in ("a\u0085b", "\u202egnp.exe", "a\u2067b", "a\u200fb", "a\u2028b")
+]
+# Numbers JSON cannot carry: PostgreSQL refused them (a 500); SQLite stored them and every later listing answered
+# invalid JSON. Integers past 2^53 do not survive a JavaScript reader.
+BAD_NUMBERS = [
+    (
+        {
+            "data": b'{"provider": "openai", "credentials": {"api_key": "%s"}, "config": {"n": %s}}'
+            % (API_KEY.encode(), number),
+            "headers": {"Content-Type": "application/json"},
+        },
+        422,
+        "validation_failed",
+    )
+    for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"[1, -1e999]", b"9007199254740993")
+]
 
 
 @pytest.mark.parametrize(
@@ -279,6 +299,8 @@ FULLWIDTH_OPENAI = "\uff4f\uff50\uff45\uff4e\uff41\uff49"  # "openai" in fullwid
         ({"json": {"provider": "openai", "credentials": {"api_key": "x" * 70_000}}}, 413, "payload_too_large"),
         ({"json": {"provider": FULLWIDTH_OPENAI, "credentials": {"api_key": API_KEY}}}, 404, "unknown_provider"),
         ({"json": {"provider": "google", "credentials": {}}}, 400, "use_oauth_start"),
+        *BAD_LABELS,
+        *BAD_NUMBERS,
     ],
 )
 def test_bad_create_requests_get_a_4xx_and_change_nothing(api, kwargs, status, code):
@@ -299,6 +321,49 @@ def test_bad_patches_change_nothing(api, body, status):
     response = api.call("PATCH", f"/integrations/{created['id']}", ID, "heidi", json=body)
     assert response.status_code == status
     assert api.call("GET", f"/integrations/{created['id']}", ID, "heidi").json() == created
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"config": {"n": NaN}}', b'{"config": {"n": Infinity}}', b'{"config": {"n": [1e400]}}',
+     b'{"label": "\\u202eevil"}', b'{"label": "a\\u009bb"}'],
+)  # fmt: skip
+def test_patches_with_numbers_or_characters_that_cannot_be_kept_change_nothing(api, raw):
+    created = api.create("heidi")
+    response = api.call(
+        "PATCH", f"/integrations/{created['id']}", ID, "heidi", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_failed")
+    listed = api.call("GET", "/integrations", "/integrations", "heidi")
+    assert listed.status_code == 200
+    assert created in listed.json()["integrations"]
+
+
+@pytest.mark.parametrize("provider", ["\x00", "a\x00b", "\x1b[31m", "\u202e"])
+def test_a_list_filter_with_control_characters_is_refused(api, provider):
+    response = api.call("GET", "/integrations", "/integrations", "heidi", params={"provider": provider})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_failed")
+
+
+def test_concurrent_syncs_accept_exactly_one_request(api):
+    integration_id = api.create("sybil")["id"]
+    barrier = threading.Barrier(8)
+
+    def sync(_: int) -> int:
+        headers = {"Authorization": f"Bearer {api.issuer.mint('sybil')}"}
+        barrier.wait()
+        return requests.post(f"{api.base}/integrations/{integration_id}/sync", headers=headers, timeout=15).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(sync, range(8)))
+    assert statuses == [202] + [429] * 7
+    with api.engine.connect() as conn:
+        requested = conn.execute(
+            select(func.count())
+            .select_from(AuditEventRow)
+            .where(AuditEventRow.integration_id == integration_id, AuditEventRow.action == "integration.sync_requested")
+        ).scalar_one()
+    assert requested == 1
 
 
 @pytest.mark.parametrize(

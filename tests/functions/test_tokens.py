@@ -94,6 +94,14 @@ def test_a_valid_token_is_served_with_no_store(stack: Stack) -> None:
         ("{id}", API_KEY, {"min_ttl": "-5"}, 422, "validation_failed"),
         ("{id}", API_KEY, {"force_refresh": "maybe"}, 422, "validation_failed"),
         ("{id}", API_KEY, {"scope": "x"}, 400, "unknown_parameter"),
+        # str.isdigit() says yes to these, int() then fails: they were 500s.
+        ("{id}", API_KEY, {"min_ttl": "\u00b2"}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"min_ttl": "\u2460"}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"min_ttl": "\u0663"}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"min_ttl": "9" * 5000}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"min_ttl": "0" * 5000 + "1"}, 422, "validation_failed"),
+        ("{id}", API_KEY, {"min_ttl": " 5"}, 422, "validation_failed"),
+        ("{id}", f" {API_KEY}", {}, 401, "unauthenticated"),
     ],
 )
 def test_bad_requests_get_clear_errors(stack: Stack, path, key, params, status, code) -> None:

@@ -74,10 +74,18 @@ def test_a_token_signed_by_another_key_is_refused(google, issuer):
         callers(google).caller(request({"Authorization": f"Bearer {forged}"}))
 
 
-@pytest.mark.parametrize("header", [None, "Basic abc", "Bearer ", "Bearer wrong-key"])
+@pytest.mark.parametrize(
+    "header",
+    [None, "Basic abc", "Bearer ", "Bearer wrong-key", f"Bearer  {KEY}", f"Bearer {KEY} ", f"Bearer\t{KEY}",
+     f" Bearer {KEY}", f"Bearer {KEY}\u00a0", f"Bearer {KEY[:10]} {KEY[10:]}", f"Bearer {KEY},{KEY}"],
+)  # fmt: skip
 def test_missing_or_wrong_credentials(google, header):
     with pytest.raises(Unauthenticated):
         callers(google).caller(request({"Authorization": header} if header else {}))
+
+
+def test_the_scheme_is_case_insensitive_but_the_key_is_exact(google):
+    assert callers(google).caller(request({"Authorization": f"bearer {KEY}"})).startswith("apikey:")
 
 
 def test_networks_are_checked_on_the_address_cloud_run_reports(google):

@@ -66,6 +66,20 @@ def test_missing_or_malformed_headers_are_unauthenticated(issuer):
     assert refused(auth, "Bearer not-a-jwt").code == "invalid_token"
 
 
+@pytest.mark.parametrize("subject", ["alice\n", "alice\r\n", "alice\t", "alice\u0085", "\u202ealice", "alice "])
+def test_an_entity_claim_with_control_characters_or_spaces_is_refused(issuer, subject):
+    auth = OidcAuthenticator(issuer.url, [AUDIENCE], jwks_url=issuer.jwks_url)
+    assert entity(auth, issuer.mint("alice")) == "alice"
+    assert refused(auth, f"Bearer {issuer.mint(subject)}").code == "invalid_token"
+
+
+def test_a_bearer_header_with_extra_whitespace_is_refused(issuer):
+    auth = OidcAuthenticator(issuer.url, [AUDIENCE], jwks_url=issuer.jwks_url)
+    token = issuer.mint("alice")
+    for header in (f"Bearer  {token}", f"Bearer\t{token}", f"Bearer {token} "):
+        assert refused(auth, header).code == "unauthenticated"
+
+
 @pytest.mark.parametrize(
     "claims",
     [

@@ -124,6 +124,28 @@ def test_production_contradictions_are_refused(monkeypatch, override, message):
         load_settings()
 
 
+GOOD_KEY = "k" * 32
+
+
+@pytest.mark.parametrize(
+    "value",
+    [f" {GOOD_KEY}", f"{GOOD_KEY} ", f"{GOOD_KEY}\n", f"{GOOD_KEY}, {'m' * 32}", f"{GOOD_KEY},\t{'m' * 32}",
+     f"{GOOD_KEY[:12]} {GOOD_KEY[12:]}", f"{GOOD_KEY}\u00a0", f"{GOOD_KEY}\u200b", f"{GOOD_KEY},,{'m' * 32}"],
+)  # fmt: skip
+def test_api_keys_with_whitespace_or_invisible_characters_are_refused_not_trimmed(monkeypatch, value):
+    setenv(monkeypatch, {"INTERNAL_API_KEYS": value})
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "INTERNAL_API_KEYS" in caught.value.message
+    assert GOOD_KEY[:12] not in caught.value.message
+
+
+def test_api_keys_are_comma_separated_visible_characters(monkeypatch):
+    setenv(monkeypatch, {"INTERNAL_API_KEYS": f"{GOOD_KEY},{'m' * 32}"})
+    keys = [key.get_secret_value() for key in load_settings().internal_api_keys]
+    assert keys == [GOOD_KEY, "m" * 32]
+
+
 def test_secret_values_never_appear_in_errors(monkeypatch):
     secret = base64.b64encode(b"s" * 31).decode()
     setenv(monkeypatch, {"DATA_KEYS": f"1:{secret}", "INTERNAL_API_KEYS": "short-but-secret"})

@@ -80,6 +80,9 @@ def test_start_builds_a_pkce_authorization_url_and_keeps_only_digests(flow):
         (StartRequest("demo", return_to="https://evil.example/app/"), "return_url_not_allowed"),
         (StartRequest("demo", return_to="http://127.0.0.1:8080/elsewhere"), "return_url_not_allowed"),
         (StartRequest("demo", integration_id=uuid4()), "integration_not_found"),
+        (StartRequest("demo", scopes=["extra:scope\n"]), "invalid_scope"),
+        (StartRequest("demo", return_to=APP + "../admin"), "return_url_not_allowed"),
+        (StartRequest("demo", return_to="http://[127.0.0.1:8080/app/"), "return_url_not_allowed"),
     ],
 )
 def test_bad_start_requests_are_refused_and_store_nothing(flow, request_, code):
@@ -215,3 +218,26 @@ def test_a_response_naming_another_issuer_is_refused(flow):
     back = finish(flow, *start(flow), iss="https://evil.example")
     assert back["error"] == "issuer_mismatch"
     assert flow.token_endpoint.requests == [], "no code is sent to anyone after a mix-up"
+
+
+@pytest.mark.parametrize(
+    "subject", ["acct-1\n", "acct-1\r", " acct-1", "acct-1\u0085", "acct\u202e-1", "acct\x00-1", "a" * 256]
+)
+def test_an_account_subject_with_control_characters_or_too_long_is_refused_not_cleaned(flow, subject):
+    flow.token_endpoint.replies += [tokens("rt-1"), tokens("rt-2")]
+    first = finish(flow, *start(flow))
+    flow.token_endpoint.userinfo_document = {"sub": subject, "email": "a@example.test"}
+    back = finish(flow, *start(flow))
+    assert back["error"] == "provider_error"
+    assert "invalid_subject" in back["error_description"]
+    (row,) = flow.integrations.rows.values()
+    assert str(row.id) == first["integration_id"]
+    assert row.credential_version == 0, "the first account's integration was not touched"
+
+
+def test_display_claims_with_control_characters_are_dropped(flow):
+    flow.token_endpoint.replies.append(tokens())
+    flow.token_endpoint.userinfo_document = {"sub": "acct-9", "email": "a@example.test\n", "name": "x" * 300}
+    finish(flow, *start(flow))
+    (row,) = flow.integrations.rows.values()
+    assert (row.account_subject, row.account_email, row.account_login) == ("acct-9", None, None)

@@ -9,6 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from shared.api.integrations import ENDPOINTS
+from shared.domain.text import DISPLAY_TEXT_PATTERN
 from shared.local.server import ROUTES
 from shared.openapi import openapi_document
 
@@ -77,3 +78,13 @@ def test_operations_are_unique_tagged_and_answer_errors_in_the_one_shape():
                     schema = document["components"]["responses"][target]["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}
     assert len(ids) == len(set(ids))
+
+
+def test_the_documented_text_rule_is_the_one_the_broker_applies():
+    document = openapi_document()
+    integrations = document["paths"]["/integrations"]
+    provider = next(p for p in integrations["get"]["parameters"] if p["name"] == "provider")
+    credentials = document["components"]["schemas"]["CreateIntegrationRequest"]["properties"]["credentials"]
+    assert document["components"]["schemas"]["Label"]["pattern"] == DISPLAY_TEXT_PATTERN
+    assert provider["schema"]["pattern"] == DISPLAY_TEXT_PATTERN
+    assert credentials["propertyNames"]["pattern"] == DISPLAY_TEXT_PATTERN
