@@ -2,13 +2,15 @@
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.api.integrations import ENDPOINTS
 from shared.api.router import serve
 from shared.bootstrap import check, container
-from shared.http import handle_errors
+from shared.http import framework_error, handle_errors
 
+functions_framework.errorhandler(HTTPException)(framework_error)  # routing errors in the one shape
 check()  # settings and catalog, now: a misconfigured revision never becomes ready
 
 

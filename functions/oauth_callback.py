@@ -3,13 +3,15 @@
 import flask
 import functions_framework
 from markupsafe import escape
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from shared.bootstrap import check, container
 from shared.domain.oauth import digest
-from shared.http import handle_errors, require_method
+from shared.http import framework_error, handle_errors, require_method
 from shared.services.connect import StateRefused, binding_cookie_name
 
+functions_framework.errorhandler(HTTPException)(framework_error)  # routing errors in the one shape
 check()  # settings and catalog, now: a misconfigured revision never becomes ready
 
 PAGE = "<!doctype html><title>Connection failed</title><h1>Connection failed</h1><p>{}</p>"

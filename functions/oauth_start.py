@@ -2,11 +2,13 @@
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from shared.bootstrap import check, container
-from shared.http import cors, handle_errors, json_response, parse_json, preflight, require_method
+from shared.http import cors, framework_error, handle_errors, json_response, parse_json, preflight, require_method
 from shared.schemas import StartBody
 
+functions_framework.errorhandler(HTTPException)(framework_error)  # routing errors in the one shape
 check(client_secrets=False)  # start only builds authorization URLs: client ids suffice
 
 

@@ -2,11 +2,13 @@
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from shared.bootstrap import check, container
-from shared.http import handle_errors, json_response, require_method
+from shared.http import framework_error, handle_errors, json_response, require_method
 from shared.schemas_internal import token_options, token_target
 
+functions_framework.errorhandler(HTTPException)(framework_error)  # routing errors in the one shape
 check(token_callers=True)  # settings, catalog and its callers, now: a misconfigured revision never becomes ready
 
 

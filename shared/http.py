@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import flask
 import pydantic
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.errors import (
@@ -82,6 +83,17 @@ def handle_errors(handler: Handler) -> Handler:
             return error_response(BrokerError(INTERNAL_ERROR))
 
     return wrapper
+
+
+def framework_error(exc: HTTPException) -> flask.Response:
+    """What the web framework answers before any function code runs (a path it cannot route, such as one with a
+    line break, `/favicon.ico`, a method a local route does not take), in the one error shape. Each function
+    registers it with `functions_framework.errorhandler(HTTPException)`; the local server uses it too."""
+    code = (exc.name or "error").lower().replace(" ", "_")
+    allowed = getattr(exc, "valid_methods", None)
+    error = BrokerError(exc.description or code, code=code, details={"allow": allowed} if allowed else None)
+    error.http_status = exc.code or 500
+    return error_response(error)
 
 
 MAX_BODY_BYTES = 64 * 1024

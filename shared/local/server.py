@@ -16,8 +16,7 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.bootstrap import Container
-from shared.errors import BrokerError
-from shared.http import Handler, error_response, json_response
+from shared.http import Handler, framework_error, json_response
 from shared.local.demo_oauth import DemoAuthServer
 from shared.local.demo_routes import demo_blueprint
 from shared.openapi import openapi_document
@@ -82,13 +81,7 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
     def openapi() -> flask.Response:
         return json_response(openapi_document())
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> flask.Response:
-        code = (exc.name or "error").lower().replace(" ", "_")
-        allowed = getattr(exc, "valid_methods", None)  # a 405 names what the path serves
-        error = BrokerError(exc.description or code, code=code, details={"allow": allowed} if allowed else None)
-        error.http_status = exc.code or 500
-        return error_response(error)
+    app.register_error_handler(HTTPException, framework_error)
 
     return app
 
