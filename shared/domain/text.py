@@ -1,9 +1,11 @@
 """Which characters untrusted text may hold, by field kind. One place, so labels, identities, URLs and filters
 refuse the same things for the same reasons.
 
-- Control characters: C0 (U+0000-U+001F), DEL and C1 (U+0080-U+009F). NUL also breaks PostgreSQL text.
-- Bidi controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069): they reorder what a person reads.
-- Line and paragraph separators (U+2028, U+2029): line breaks in everything but name.
+- Display text (labels, field names, config keys, filters) refuses control characters (C0 U+0000-U+001F, DEL,
+  C1 U+0080-U+009F; NUL also breaks PostgreSQL text), bidi controls (U+061C, U+200E, U+200F, U+202A-U+202E,
+  U+2066-U+2069: they reorder what a person reads) and the line/paragraph separators U+2028, U+2029.
+- URLs and keys refuse everything invisible: those, every format character (zero-width, BOM) and all spaces.
+- Identifiers (account subjects) refuse controls, format characters and separators, and edge whitespace.
 """
 
 from __future__ import annotations
