@@ -1,8 +1,13 @@
 """Who calls the internal functions (token fetch, refresh): API keys, Google-signed ID tokens, networks.
 
 API keys are kept only as SHA-256 digests and compared in constant time. Google ID tokens (service accounts
-calling with `Authorization: Bearer <id token>`) are verified against Google's keys with PyJWT: signature,
-issuer, audience, expiry, and the service-account email against an allowlist.
+calling with `Authorization: Bearer <id token>`, or `X-Serverless-Authorization`) are verified against Google's keys
+with PyJWT: signature, issuer, audience, expiry, and the service-account email against an allowlist.
+
+Which header holds the identity: Cloud Run IAM checks `X-Serverless-Authorization` when a request has it, and then
+passes `Authorization` through untouched; otherwise it checks `Authorization`. Only the header it checked may carry a
+token whose signature Cloud Run removed, so that header alone is read for the caller's identity; `Authorization`
+then counts only as an API key.
 """
 
 from __future__ import annotations
@@ -29,11 +34,20 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def bearer(request: flask.Request) -> str:
-    credential = bearer_credential(request.headers.get("Authorization", ""))
-    if credential is None:
-        raise Unauthenticated("send Authorization: Bearer <API key or ID token> (one space, nothing around the key)")
-    return credential
+SERVERLESS_HEADER = "X-Serverless-Authorization"
+MISSING = "send Authorization: Bearer <API key or ID token> (one space, nothing around the key)"
+
+
+def _bearer_value(request: flask.Request, header: str) -> str | None:
+    return bearer_credential(request.headers.get(header, ""))
+
+
+def verified_identity_token(request: flask.Request) -> str | None:
+    """The ID token from the header Cloud Run IAM verified: X-Serverless-Authorization when the request has one
+    (Authorization is then the caller's own, unchecked), else Authorization. None when it holds no bearer token."""
+    if SERVERLESS_HEADER in request.headers:
+        return _bearer_value(request, SERVERLESS_HEADER)
+    return _bearer_value(request, "Authorization")
 
 
 def client_address(request: flask.Request) -> str:
@@ -59,6 +73,7 @@ class GoogleIdTokens:
         Behind Cloud Run IAM (`roles/run.invoker`) Cloud Run has already verified the token and replaced its
         signature with `SIGNATURE_REMOVED_BY_GOOGLE`: such a token is taken on the platform's word (only requests
         that passed IAM reach the service), and its claims (issuer, audience, expiry, email) are still checked.
+        Callers pass only the token of the header Cloud Run verified (`verified_identity_token`).
         """
         checks = {"issuer": list(self._issuers), "audience": audience, "leeway": 30}
         required = ["exp", "iat", "iss", "aud"]
@@ -115,13 +130,17 @@ class InternalCallers:
         self.check_network(request)
         if self._open:
             return "dev:unauthenticated"
-        token = bearer(request)
-        digest = _digest(token)
-        for known in self._digests:
-            if hmac.compare_digest(digest, known):
-                return f"apikey:{known.hex()[:8]}"
-        if self._invokers and self._audience and self._google and token.count(".") == 2:
-            return f"sa:{self._google.email(token, self._audience, self._invokers)}"
+        key = _bearer_value(request, "Authorization")
+        identity = verified_identity_token(request)
+        if key is None and identity is None:
+            raise Unauthenticated(MISSING)
+        if key is not None:
+            digest = _digest(key)
+            for known in self._digests:
+                if hmac.compare_digest(digest, known):
+                    return f"apikey:{known.hex()[:8]}"
+        if self._invokers and self._audience and self._google and identity and identity.count(".") == 2:
+            return f"sa:{self._google.email(identity, self._audience, self._invokers)}"
         raise Unauthenticated("the bearer credential is not accepted")
 
 
@@ -137,4 +156,7 @@ class SchedulerCaller:
         self._networks.check_network(request)
         if self._account is None or self._audience is None or self._google is None:
             return "dev:scheduler"
-        return f"sa:{self._google.email(bearer(request), self._audience, [self._account])}"
+        token = verified_identity_token(request)
+        if token is None:
+            raise Unauthenticated("send Authorization: Bearer <the scheduler's OIDC token>")
+        return f"sa:{self._google.email(token, self._audience, [self._account])}"

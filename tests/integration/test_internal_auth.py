@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from collections.abc import Iterator
 
 import flask
@@ -135,3 +138,51 @@ def test_tokens_cloud_run_already_verified_are_accepted_on_their_claims(google, 
     stranger = _stripped(sa_token(issuer, email="intruder@proj.iam.gserviceaccount.com"))
     with pytest.raises(Forbidden):
         internal.caller(request({"Authorization": f"Bearer {stranger}"}))
+
+
+def _hand_made(**claims: object) -> str:
+    """A token nobody signed, shaped like one Cloud Run verified: what an attacker can write without any key."""
+
+    def part(document: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    payload = {"iss": "https://accounts.google.com", "aud": AUDIENCE, "iat": now, "exp": now + 300,
+               "email": BACKEND, "email_verified": True, "sub": "1234567890", **claims}  # fmt: skip
+    return f"{part({'alg': 'RS256', 'kid': 'k', 'typ': 'JWT'})}.{part(payload)}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
+INTRUDER = "intruder@proj.iam.gserviceaccount.com"  # may invoke the service (Cloud Run IAM) but is not allowed here
+
+
+def test_with_x_serverless_authorization_a_stripped_token_in_authorization_is_not_trusted(google, issuer):
+    """Cloud Run IAM verified X-Serverless-Authorization and passed Authorization through untouched: a hand-made
+    signature-stripped token there proves nothing, so the identity is the verified header's alone."""
+    verified = _stripped(sa_token(issuer, email=INTRUDER))
+    forged = {"X-Serverless-Authorization": f"Bearer {verified}", "Authorization": f"Bearer {_hand_made()}"}
+    with pytest.raises(Forbidden):
+        callers(google).caller(request(forged))
+    scheduler = SchedulerCaller(BACKEND, AUDIENCE, google, callers(google))
+    with pytest.raises(Forbidden):
+        scheduler.caller(request(forged))
+
+
+def test_the_identity_cloud_run_verified_in_x_serverless_authorization_is_the_caller(google, issuer):
+    internal = callers(google)
+    verified = f"Bearer {_stripped(sa_token(issuer))}"
+    assert internal.caller(request({"X-Serverless-Authorization": verified})) == f"sa:{BACKEND}"
+    with_key = {"X-Serverless-Authorization": f"Bearer {_stripped(sa_token(issuer, email=INTRUDER))}",
+                "Authorization": f"Bearer {KEY}"}  # fmt: skip
+    assert internal.caller(request(with_key)).startswith("apikey:")
+    scheduler = SchedulerCaller(BACKEND, AUDIENCE, google, internal)
+    assert scheduler.caller(request({"X-Serverless-Authorization": verified})) == f"sa:{BACKEND}"
+    with pytest.raises(Unauthenticated):
+        internal.caller(request({"X-Serverless-Authorization": "Basic abc"}))
+
+
+def test_a_hand_made_stripped_token_is_refused_on_its_claims_when_they_do_not_hold(google):
+    """Without X-Serverless-Authorization the stripped token is the one Cloud Run verified; its claims still count."""
+    internal = callers(google)
+    assert internal.caller(request({"Authorization": f"Bearer {_hand_made()}"})) == f"sa:{BACKEND}"
+    with pytest.raises(Unauthenticated):
+        internal.caller(request({"Authorization": f"Bearer {_hand_made(aud='https://other.example')}"}))
