@@ -114,6 +114,12 @@ class DependencyUnavailable(BrokerError):
     http_status = 503
 
 
+class SecretStoreUnavailable(DependencyUnavailable):
+    """The secret store failed or cannot be reached (an outage, a quota, a missing grant): try again later."""
+
+    code = "secret_store_unavailable"
+
+
 class ProviderError(BrokerError):
     """The provider refused or failed a request. `transient` says whether trying again later can help."""
 

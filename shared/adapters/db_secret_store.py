@@ -2,13 +2,16 @@
 
 Each version's payload is sealed with AES-256-GCM under the data key; the associated data binds it to the
 secret id and version number. Destroying a version wipes its ciphertext and keeps a tombstone row, so version
-numbers never repeat (as in Secret Manager).
+numbers never repeat (as in Secret Manager). A database error is SecretStoreUnavailable (503), as an outage of
+Secret Manager is for GcpSecretManagerStore; SQLAlchemy's message (which may hold the statement) is not kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import wraps
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -17,10 +20,25 @@ from tenacity import RetryError, retry, retry_if_exception_type, stop_after_atte
 from shared.adapters.orm import VaultSecretVersionRow as V
 from shared.domain.envelope import Keyring
 from shared.domain.ports import Clock
-from shared.errors import DependencyUnavailable, SecretNotFound
+from shared.errors import SecretNotFound, SecretStoreUnavailable
 
 PURPOSE = "vault-secret"
 ADD_ATTEMPTS = 20
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _store_call(method: Callable[P, R]) -> Callable[P, R]:
+    """A database error in `method` becomes SecretStoreUnavailable."""
+
+    @wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise SecretStoreUnavailable(f"embedded vault unavailable: {type(exc).__name__}") from None
+
+    return wrapper
 
 
 class DatabaseSecretStore:
@@ -29,11 +47,12 @@ class DatabaseSecretStore:
         self._keyring = keyring
         self._clock = clock
 
+    @_store_call
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
         try:
             return self._add_once(secret_id, payload, labels)
         except RetryError:
-            raise DependencyUnavailable(
+            raise SecretStoreUnavailable(
                 f"could not add a version to {secret_id}: too many concurrent writers"
             ) from None
 
@@ -52,6 +71,7 @@ class DatabaseSecretStore:
             conn.execute(insert(V).values(secret_id=secret_id, version=version, created_at=self._clock.now(), **row))
         return version
 
+    @_store_call
     def read(self, secret_id: str, version: int) -> bytes:
         with self._engine.connect() as conn:
             row = conn.execute(
@@ -63,6 +83,7 @@ class DatabaseSecretStore:
             row.ciphertext, key_version=row.key_version, purpose=PURPOSE, record=f"{secret_id}/{version}"
         )
 
+    @_store_call
     def enabled_versions(self, secret_id: str) -> list[int]:
         with self._engine.connect() as conn:
             rows = conn.execute(
@@ -70,6 +91,7 @@ class DatabaseSecretStore:
             )
             return [int(v) for v in rows.scalars()]
 
+    @_store_call
     def destroy_version(self, secret_id: str, version: int) -> None:
         with self._engine.begin() as conn:
             conn.execute(
@@ -78,10 +100,12 @@ class DatabaseSecretStore:
                 .values(ciphertext=None, key_version=None, destroyed_at=self._clock.now())
             )
 
+    @_store_call
     def delete(self, secret_id: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(delete(V).where(V.secret_id == secret_id))
 
+    @_store_call
     def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
         query = (
             select(V.secret_id)
@@ -93,9 +117,7 @@ class DatabaseSecretStore:
         with self._engine.connect() as conn:
             return [str(sid) for sid in conn.execute(query).scalars()]
 
+    @_store_call
     def check(self) -> None:
-        try:
-            with self._engine.connect() as conn:
-                conn.execute(text("SELECT 1 FROM vault_secret_versions WHERE 1 = 0"))
-        except SQLAlchemyError as exc:
-            raise DependencyUnavailable(f"embedded vault unavailable: {type(exc).__name__}") from None
+        with self._engine.connect() as conn:
+            conn.execute(text("SELECT 1 FROM vault_secret_versions WHERE 1 = 0"))

@@ -1,5 +1,15 @@
 """SecretStore on Google Cloud Secret Manager: one secret per integration, reads pinned to a version number.
 
+What callers see, and nothing else (no google.api_core, google.auth, grpc or requests exception leaves this module):
+- NOT_FOUND means "absent": `read` raises SecretNotFound (also for a disabled or destroyed version,
+  FAILED_PRECONDITION), `enabled_versions` answers [], `destroy_version` and `delete` succeed (already gone);
+  `add_version` creates the secret on NOT_FOUND, and only then.
+- A payload that fails its CRC32C check is SecretCorrupted.
+- Every other failure is SecretStoreUnavailable (503, `secret_store_unavailable`): the service is down or slow
+  (UNAVAILABLE, DEADLINE_EXCEEDED, connection errors), over quota (RESOURCE_EXHAUSTED), or refuses this instance
+  (PERMISSION_DENIED, UNAUTHENTICATED: a missing grant or expired credentials, an operator's fix). Its message names
+  the status and the exception class only: the service's own text can echo request data.
+
 Errors are compared by their canonical status name rather than by exception class: over gRPC api_core raises
 `FailedPrecondition`, but over REST it picks the class from the HTTP code alone (`BadRequest` for a 400 whose
 status is FAILED_PRECONDITION, `Forbidden` for PERMISSION_DENIED), so the class alone cannot tell them apart.
@@ -9,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +28,16 @@ import google_crc32c
 import grpc  # grpc ships no type stubs
 import requests
 from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager_v1 as sm
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
     SecretManagerServiceGrpcTransport,
 )
 
-from shared.errors import DependencyUnavailable, SecretCorrupted, SecretNotFound
+from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
 
 DEFAULT_TIMEOUT = 10.0
 _LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # fullmatch
@@ -67,6 +80,20 @@ def _crc32c(data: bytes) -> int:
     return int(google_crc32c.value(data))
 
 
+_FAILURES = (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError, requests.RequestException)
+
+
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    """Whatever the client raises that the method did not handle becomes SecretStoreUnavailable (no request data)."""
+    try:
+        yield
+    except _FAILURES as exc:
+        status = _status(exc) if isinstance(exc, gexc.GoogleAPICallError) else ""
+        what = f"{type(exc).__name__} ({status})" if status else type(exc).__name__
+        raise SecretStoreUnavailable(f"secret manager unavailable: {what}") from None
+
+
 class GcpSecretManagerStore:
     """SecretStore on Secret Manager; every call carries `timeout` seconds, api_core's default retries apply."""
 
@@ -82,6 +109,11 @@ class GcpSecretManagerStore:
         self._probe = probe_secret_id
         self._client = client
         self._timeout = timeout
+        # api_core retries access on UNAVAILABLE for 60 s by default, whatever the per-call timeout: bound it.
+        self._read_retry = gretry.Retry(
+            predicate=gretry.if_exception_type(gexc.ServiceUnavailable, gexc.ResourceExhausted),
+            initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout,
+        )  # fmt: skip
 
     @staticmethod
     def build_client(endpoint: str | None = None) -> sm.SecretManagerServiceClient:
@@ -105,13 +137,14 @@ class GcpSecretManagerStore:
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
         parent = self._secret(secret_id)
         request = {"parent": parent, "payload": {"data": payload, "data_crc32c": _crc32c(payload)}}
-        try:
-            version = self._client.add_secret_version(request=request, timeout=self._timeout)
-        except gexc.GoogleAPICallError as exc:
-            if _status(exc) != "NOT_FOUND":
-                raise
-            self._create(secret_id, labels)
-            version = self._client.add_secret_version(request=request, timeout=self._timeout)
+        with _unavailable_on_failure():
+            try:
+                version = self._client.add_secret_version(request=request, timeout=self._timeout)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) != "NOT_FOUND":
+                    raise
+                self._create(secret_id, labels)
+                version = self._client.add_secret_version(request=request, timeout=self._timeout)
         return int(version.name.rsplit("/", 1)[1])
 
     def _create(self, secret_id: str, labels: Mapping[str, str]) -> None:
@@ -127,62 +160,64 @@ class GcpSecretManagerStore:
 
     def read(self, secret_id: str, version: int) -> bytes:
         name = f"{self._secret(secret_id)}/versions/{version}"
-        try:
-            response = self._client.access_secret_version(name=name, timeout=self._timeout)
-        except gexc.GoogleAPICallError as exc:
-            if _status(exc) in ("NOT_FOUND", "FAILED_PRECONDITION"):
-                raise SecretNotFound(
-                    f"secret {secret_id!r} version {version} is missing, disabled or destroyed"
-                ) from None
-            raise
+        with _unavailable_on_failure():
+            try:
+                response = self._client.access_secret_version(name=name, timeout=self._timeout, retry=self._read_retry)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) in ("NOT_FOUND", "FAILED_PRECONDITION"):
+                    raise SecretNotFound(
+                        f"secret {secret_id!r} version {version} is missing, disabled or destroyed"
+                    ) from None
+                raise
         data = bytes(response.payload.data)
         if "data_crc32c" not in response.payload or response.payload.data_crc32c != _crc32c(data):
             raise SecretCorrupted(f"secret {secret_id!r} version {version} failed its CRC32C check")
         return data
 
     def enabled_versions(self, secret_id: str) -> list[int]:
-        try:
-            pager = self._client.list_secret_versions(
-                request={"parent": self._secret(secret_id), "filter": "state:ENABLED"}, timeout=self._timeout
-            )
-            return sorted(int(v.name.rsplit("/", 1)[1]) for v in pager)
-        except gexc.GoogleAPICallError as exc:
-            if _status(exc) == "NOT_FOUND":
-                return []
-            raise
+        with _unavailable_on_failure():
+            try:
+                pager = self._client.list_secret_versions(
+                    request={"parent": self._secret(secret_id), "filter": "state:ENABLED"}, timeout=self._timeout
+                )
+                return sorted(int(v.name.rsplit("/", 1)[1]) for v in pager)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) == "NOT_FOUND":
+                    return []
+                raise
 
     def destroy_version(self, secret_id: str, version: int) -> None:
         name = f"{self._secret(secret_id)}/versions/{version}"
-        try:
-            self._client.destroy_secret_version(name=name, timeout=self._timeout)
-        except gexc.GoogleAPICallError as exc:
-            if _status(exc) not in ("NOT_FOUND", "FAILED_PRECONDITION"):  # already gone is the goal
-                raise
+        with _unavailable_on_failure():
+            try:
+                self._client.destroy_secret_version(name=name, timeout=self._timeout)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) not in ("NOT_FOUND", "FAILED_PRECONDITION"):  # already gone is the goal
+                    raise
 
     def delete(self, secret_id: str) -> None:
-        try:
-            self._client.delete_secret(name=self._secret(secret_id), timeout=self._timeout)
-        except gexc.GoogleAPICallError as exc:
-            if _status(exc) != "NOT_FOUND":
-                raise
+        with _unavailable_on_failure():
+            try:
+                self._client.delete_secret(name=self._secret(secret_id), timeout=self._timeout)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) != "NOT_FOUND":
+                    raise
 
     def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
-        # Listing needs secretmanager.secrets.list on the project: an operator's permission, not a function's.
-        pager = self._client.list_secrets(
-            request={"parent": f"projects/{self._project}", "filter": f"name:{prefix}-"}, timeout=self._timeout
-        )
-        found = ((secret.name.rsplit("/", 1)[1], secret.create_time) for secret in pager)
+        # Listing needs secretmanager.secrets.list on the project (not on a secret: no name condition applies).
+        with _unavailable_on_failure():
+            pager = self._client.list_secrets(
+                request={"parent": f"projects/{self._project}", "filter": f"name:{prefix}-"}, timeout=self._timeout
+            )
+            found = [(secret.name.rsplit("/", 1)[1], secret.create_time) for secret in pager]
         return sorted(sid for sid, created in found if sid.startswith(prefix + "-") and created < created_before)
 
     def check(self) -> None:
         # A read of a name under the integration prefix that is never created: NOT_FOUND proves reachability and
         # credentials with only the prefix-conditioned permissions the functions have (listing needs more).
-        try:
-            self._client.get_secret(name=self._secret(self._probe), timeout=self._timeout)
-        except gexc.GoogleAPICallError as exc:
-            if _status(exc) == "NOT_FOUND":
-                return
-            raise DependencyUnavailable(f"secret manager unreachable: {type(exc).__name__}") from None
-        except (gexc.GoogleAPIError, requests.RequestException) as exc:
-            # The REST transport lets requests' connection errors through unwrapped.
-            raise DependencyUnavailable(f"secret manager unreachable: {type(exc).__name__}") from None
+        with _unavailable_on_failure():
+            try:
+                self._client.get_secret(name=self._secret(self._probe), timeout=self._timeout)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) != "NOT_FOUND":
+                    raise

@@ -18,7 +18,9 @@ class SecretStore(Protocol):
     """Versioned master secrets (refresh tokens, API keys, basic-auth pairs), one secret per integration.
 
     Versions are positive integers that only grow. Reads are always by number (never `latest`), so a read
-    right after a write is consistent. Payloads are opaque bytes; callers serialise.
+    right after a write is consistent. Payloads are opaque bytes; callers serialise. Besides the errors named
+    below, a method raises only SecretStoreUnavailable (503: the store is down, over quota or refuses this
+    instance), never its technology's own exceptions.
     """
 
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:

@@ -24,7 +24,15 @@ from shared.domain.ports import (
     TokenEndpoint,
 )
 from shared.domain.urls import match_return_url
-from shared.errors import BadRequest, BrokerError, NotFound, ProviderError, ProviderNotConfigured, ValidationFailed
+from shared.errors import (
+    BadRequest,
+    BrokerError,
+    DependencyUnavailable,
+    NotFound,
+    ProviderError,
+    ProviderNotConfigured,
+    ValidationFailed,
+)
 from shared.providers.catalog import Catalog, Provider
 from shared.services.credentials import store_connection
 from shared.services.identity import read_account
@@ -218,6 +226,8 @@ def _back(return_to: str, **params: str) -> str:
 def _redirect_error(error: BrokerError) -> str:
     if isinstance(error, ProviderError):
         return "temporarily_unavailable" if error.transient else "provider_error"
+    if isinstance(error, DependencyUnavailable):  # the secret store (or another backing service) is down: retry
+        return "temporarily_unavailable"
     return error.code if error.http_status < 500 else "server_error"
 
 

@@ -4,7 +4,10 @@ Order and why:
 1. The row is marked `revoked` with its fencing counter bumped, so an in-flight refresh cannot write afterwards
    and the refresh job no longer selects it.
 2. The grant is revoked at the provider when the catalog gives a revocation endpoint (RFC 7009, or a named hook).
-   Best effort: a failure is recorded in the audit log and does not block the delete.
+   Best effort: a failure is recorded in the audit log and does not block the delete. When the secret store cannot
+   be read (an outage), the access token from the row is revoked instead, the attempt is audited, and the request
+   fails (503) before anything is destroyed: the refresh token must outlive the store's outage, or its grant could
+   never be revoked. A retried DELETE revokes it.
 3. Every version of the integration's secret is destroyed (SecretStore.delete). If this fails the request fails
    (503) with the row still there, marked `revoked`: a retried DELETE finishes the job.
 4. The row is removed, with its audit event, in one transaction. The audit log keeps the history.
@@ -19,23 +22,15 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status, secret_id_for
-from shared.domain.revocation import Tokens, revocation_request
-from shared.errors import BrokerError, DependencyUnavailable, ProviderError
+from shared.domain.revocation import Tokens
+from shared.errors import BrokerError, SecretStoreUnavailable
 from shared.services.credentials import ACCESS_TOKEN_PURPOSE
+from shared.services.revocation import Revocation, revoke_grant
 
 if TYPE_CHECKING:
     from shared.services.integrations import IntegrationService
 
 log = logging.getLogger("broker.integrations")
-
-
-@dataclass(frozen=True)
-class Revocation:
-    outcome: str  # revoked | failed | skipped | not_applicable
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -53,15 +48,21 @@ def remove_integration(service: IntegrationService, entity_id: str, integration_
     fenced = service.admin.update(integration_id, entity_id, values, fence=True)
     if fenced is None:
         raise not_found()
-    revocation = revoke_at_provider(service, fenced)
-    service.audit.record(_event(entity_id, fenced, "integration.revoke", revocation))
+    tokens, store_down = _tokens(service, fenced)
+    revocation = revoke_at_provider(service, fenced, tokens)
+    extra = {"refresh_token": "unreadable"} if store_down else {}
+    service.audit.record(_event(entity_id, fenced, "integration.revoke", revocation, detail=extra))
+    if store_down:
+        raise SecretStoreUnavailable(
+            "the secret store could not be read to revoke this integration's grant; it is marked revoked, retry DELETE"
+        )
     for secret_ref in {fenced.secret_ref, secret_id_for(service.settings.secret_prefix, fenced.id)} - {None}:
         assert secret_ref is not None
         try:
             service.secrets.delete(secret_ref)
-        except Exception as exc:  # noqa: BLE001 - cloud errors can echo request data: keep only the class
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the row stays revoked for a retried DELETE
             log.warning("could not delete secret %s: %s", secret_ref, type(exc).__name__)
-            raise DependencyUnavailable(
+            raise SecretStoreUnavailable(
                 "the secret store could not delete this integration's secret; it is marked revoked, retry DELETE"
             ) from None
     deleted = _event(entity_id, fenced, "integration.delete", revocation, outcome="success")
@@ -70,38 +71,29 @@ def remove_integration(service: IntegrationService, entity_id: str, integration_
     return Removal(integration_id, revocation)
 
 
-def revoke_at_provider(service: IntegrationService, integration: Integration) -> Revocation:
+def revoke_at_provider(service: IntegrationService, integration: Integration, tokens: Tokens) -> Revocation:
     """Revoke the grant; never raises (the outcome says what happened, without any token in it)."""
     if integration.credential_type != CredentialType.OAUTH2:
         return Revocation("not_applicable", "static credentials have no grant to revoke")
-    if integration.provider not in service.catalog:
-        return Revocation("skipped", "provider_not_in_catalog")
-    client = service.settings.provider_credentials(integration.provider)
-    if client is None:
-        return Revocation("skipped", "provider_not_configured")
-    try:
-        provider = service.catalog.get(integration.provider).with_base_url(service.settings.base_url)
-        provider = service.directory.resolve(provider)
-        request = revocation_request(provider, client, _tokens(service, integration))
-        if request is None:
-            reason = "no_revocation_endpoint" if provider.revocation_url is None else "no_token_to_revoke"
-            return Revocation("skipped", reason)
-        service.revoker.revoke(request)
-    except ProviderError as error:
-        log.warning("revocation failed for %s: %s", integration.id, error.oauth_error)
-        return Revocation("failed", error.oauth_error)
-    except BrokerError as error:
-        log.warning("revocation failed for %s: %s", integration.id, error.code)
-        return Revocation("failed", error.code)
-    return Revocation("revoked", request.token_type_hint)
+    return revoke_grant(
+        integration.provider, tokens, catalog=service.catalog, settings=service.settings,
+        directory=service.directory, revoker=service.revoker, subject=str(integration.id),
+    )  # fmt: skip
 
 
-def _tokens(service: IntegrationService, integration: Integration) -> Tokens:
+def _tokens(service: IntegrationService, integration: Integration) -> tuple[Tokens, bool]:
+    """The tokens to revoke with, and whether the secret store was unavailable (the refresh token unread)."""
     refresh = access = None
+    store_down = False
+    if integration.credential_type != CredentialType.OAUTH2:
+        return Tokens(None, None), False  # static credentials: no grant, nothing to read
     if integration.secret_ref is not None and integration.secret_version is not None:
         try:
             payload = json.loads(service.secrets.read(integration.secret_ref, integration.secret_version))
             refresh = payload.get("refresh_token") if isinstance(payload, dict) else None
+        except SecretStoreUnavailable:
+            store_down = True
+            log.warning("the secret store is unavailable: revoking %s with its access token only", integration.id)
         except (BrokerError, ValueError):
             log.warning("could not read the refresh token of %s to revoke it", integration.id)
     if integration.access_token_ciphertext is not None and integration.access_token_key_version is not None:
@@ -112,12 +104,13 @@ def _tokens(service: IntegrationService, integration: Integration) -> Tokens:
             ).decode()  # fmt: skip
         except BrokerError:
             log.warning("could not open the access token of %s to revoke it", integration.id)
-    return Tokens(refresh if isinstance(refresh, str) else None, access)
+    return Tokens(refresh if isinstance(refresh, str) else None, access), store_down
 
 
 def _event(
-    entity_id: str, integration: Integration, action: str, revocation: Revocation, outcome: str | None = None
-) -> AuditEvent:
+    entity_id: str, integration: Integration, action: str, revocation: Revocation, outcome: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:  # fmt: skip
     outcome = outcome or {"revoked": "success", "failed": "failure"}.get(revocation.outcome, "skipped")
-    detail = {"revocation": revocation.as_dict()}
+    detail = {"revocation": revocation.as_dict(), **(detail or {})}
     return AuditEvent(f"entity:{entity_id}", action, outcome, entity_id, integration.id, integration.provider, detail)

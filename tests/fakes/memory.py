@@ -11,7 +11,7 @@ from uuid import UUID
 from shared.domain.models import AuditEvent, Integration, OAuthState, Status
 from shared.domain.oauth import TokenRequest, TokenSet
 from shared.domain.revocation import RevocationRequest
-from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound
+from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound, SecretStoreUnavailable
 from shared.providers.catalog import Provider
 
 
@@ -24,7 +24,7 @@ class MemorySecretStore:
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
         if self.fail_next_add:
             self.fail_next_add = False
-            raise DependencyUnavailable("secret store down (injected)")
+            raise SecretStoreUnavailable("secret store down (injected)")
         self.created.setdefault(secret_id, datetime.now(UTC))
         versions = self.versions.setdefault(secret_id, {})
         number = max(versions, default=0) + 1

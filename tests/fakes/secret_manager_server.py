@@ -3,8 +3,9 @@
 Built on the client library's own proto-plus messages, so what the real client sends is what it parses.
 It keeps the behaviour the adapter depends on: version numbers that only grow, CRC32C checked on write and
 returned on access, FAILED_PRECONDITION for a destroyed version, NOT_FOUND / ALREADY_EXISTS, label rules.
-Tests can count calls per RPC (`calls`), inject a failure for the next call of an RPC (`fail_next`) and
-corrupt a stored payload (`tamper`).
+Tests can count calls per RPC (`calls`), inject a failure for the next call of an RPC (`fail_next`) or for every
+call until cleared (`fail_always`), make a secret look older than it is (`backdate`) and corrupt a stored payload
+(`tamper`).
 
     with LocalSecretManager.start() as sm:
         client = GcpSecretManagerStore.build_client(sm.grpc_endpoint)  # or sm.rest_endpoint
@@ -21,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -119,6 +120,12 @@ class SecretManagerState:
     def fail_next(self, method: str, code: Any, message: str = "injected failure") -> None:
         with self._lock:
             self._failures[method] = RpcError(code, message)
+
+    def backdate(self, secret_name: str, seconds: float) -> None:
+        """Move a secret's create_time `seconds` into the past (a sweeper only considers old secrets)."""
+        with self._lock:
+            message = self._secret(secret_name).message
+            message.create_time = message.create_time - timedelta(seconds=seconds)
 
     def fail_always(self, method: str, code: Any, message: str = "injected outage") -> None:
         """Every call of `method` fails with `code` until clear_failures (an outage, or a quota such as the 600
@@ -402,6 +409,9 @@ class LocalSecretManager:
 
     def fail_always(self, method: str, code: Any, message: str = "injected outage") -> None:
         self.state.fail_always(method, code, message)
+
+    def backdate(self, secret_name: str, seconds: float) -> None:
+        self.state.backdate(secret_name, seconds)
 
     def lag_listing(self, versions: int) -> None:
         self.state.lag_listing(versions)

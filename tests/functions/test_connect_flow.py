@@ -258,7 +258,7 @@ def test_secret_store_failing_after_the_exchange_leaves_no_half_state(broker: Br
     broker.provider.next_account("erin")
     broker.sm.fail_next("AddSecretVersion", grpc.StatusCode.PERMISSION_DENIED)
     back = _failed(broker)
-    assert back["error"] == "server_error"
+    assert back["error"] == "temporarily_unavailable", "the store refused (a missing grant): the user can only retry"
     assert not [r for r in broker.rows() if r.account_subject == "erin"]
     assert broker.provider.stats()["token"]["authorization_code"]["success"] == 1
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+import grpc
 import pg8000.dbapi
 import pytest
 from sqlalchemy import text
@@ -19,6 +20,7 @@ from shared.adapters.gcp_secret_store import GcpSecretManagerStore
 from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.domain.envelope import KeyUnavailable, new_data_key
+from shared.errors import SecretStoreUnavailable
 from shared.services.health import readiness
 from tests.fakes.secret_manager_server import LocalSecretManager
 from tests.support.postgres import Server
@@ -32,6 +34,21 @@ def data_key_secret(secret_manager: LocalSecretManager) -> tuple[GcpSecretManage
     store.add_version("broker-data-key", old, {})  # raw bytes
     store.add_version("broker-data-key", base64.b64encode(new) + b"\n", {})  # base64 text, as openssl prints
     return store, old, new
+
+
+def test_an_unreadable_data_key_during_an_outage_is_a_503_and_the_next_request_reads_it(
+    secret_manager, data_key_secret, sqlite_url
+):
+    settings = load_settings(
+        secret_backend="gcp", gcp_project="p", secret_manager_endpoint=secret_manager.grpc_endpoint,
+        data_key_secret="projects/keys-project/secrets/broker-data-key/versions/2", database_url=sqlite_url,
+    )  # fmt: skip
+    app = Container(settings)
+    secret_manager.fail_next("AccessSecretVersion", grpc.StatusCode.INTERNAL)
+    with pytest.raises(SecretStoreUnavailable) as caught:
+        app.keyring  # noqa: B018 - built on first use, as a request would
+    assert caught.value.http_status == 503
+    assert app.keyring.current_version == 2, "a failed build is not kept: the next request builds it"
 
 
 def test_gcp_backend_and_pinned_data_key(secret_manager, data_key_secret, sqlite_url):
@@ -80,7 +97,7 @@ def test_readiness_reports_an_unreachable_secret_manager(sqlite_url):
     ))  # fmt: skip
     checks = readiness(app.engine, app.secret_store)
     assert checks["database"] == "ok"
-    assert checks["secret_store"].startswith("secret manager unreachable")
+    assert checks["secret_store"].startswith("secret manager unavailable")
 
 
 def test_development_key_is_generated_once_with_private_permissions(tmp_path):

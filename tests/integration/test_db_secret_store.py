@@ -11,7 +11,8 @@ from shared.adapters.db_secret_store import DatabaseSecretStore
 from shared.adapters.orm import VaultSecretVersionRow
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
-from shared.errors import SecretCorrupted, SecretNotFound
+from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
+from tests.support.postgres import free_port
 
 
 @pytest.fixture
@@ -88,3 +89,19 @@ def test_concurrent_writers_get_distinct_version_numbers(pg_url: str, keyring: K
 
 def test_check_passes_on_a_migrated_database(store: DatabaseSecretStore) -> None:
     store.check()
+
+
+def test_an_unreachable_database_is_secret_store_unavailable_on_every_call(keyring: Keyring, clock: FixedClock) -> None:
+    from shared.adapters.db import engine_for_url
+
+    engine = engine_for_url(f"postgresql+pg8000://broker:x@127.0.0.1:{free_port()}/broker")
+    store = DatabaseSecretStore(engine, keyring, clock)
+    calls = [
+        lambda: store.add_version("s1", b"one", {}), lambda: store.read("s1", 1), lambda: store.enabled_versions("s1"),
+        lambda: store.destroy_version("s1", 1), lambda: store.delete("s1"), store.check,
+        lambda: store.stale_secret_ids("broker-int", clock.now()),
+    ]  # fmt: skip
+    for call in calls:
+        with pytest.raises(SecretStoreUnavailable, match="embedded vault unavailable"):
+            call()
+    engine.dispose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import grpc
@@ -13,7 +15,7 @@ from google.cloud import secretmanager_v1 as sm
 
 from shared.adapters.gcp_secret_store import GcpSecretManagerStore, sanitise_label_value
 from shared.domain.models import secret_id_for
-from shared.errors import DependencyUnavailable, SecretCorrupted, SecretNotFound
+from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
 from tests.fakes.secret_manager_server import LocalSecretManager
 
 PROJECT = "test-project"
@@ -142,21 +144,70 @@ def test_a_payload_that_fails_its_checksum_is_corrupted(
     assert "refresh-token" not in str(caught.value)
 
 
-def test_permission_denied_is_raised_as_itself(
-    store: GcpSecretManagerStore, server: LocalSecretManager, transport: str, secret_id: str
+def test_permission_denied_is_unavailable_and_never_leads_to_creating_the_secret(
+    store: GcpSecretManagerStore, server: LocalSecretManager, secret_id: str
 ) -> None:
     store.add_version(secret_id, b"one", {})
     server.fail_next("AccessSecretVersion", grpc.StatusCode.PERMISSION_DENIED, "caller lacks accessor")
-    # Over REST api_core picks the class by HTTP code alone: 403 is Forbidden, PermissionDenied's parent.
-    expected = gexc.PermissionDenied if transport == "grpc" else gexc.Forbidden
-    with pytest.raises(expected, match="caller lacks accessor"):
+    with pytest.raises(SecretStoreUnavailable, match="PERMISSION_DENIED") as caught:
         store.read(secret_id, 1)
+    assert "caller lacks accessor" not in caught.value.message, "the service's own words can echo request data"
 
     creates = server.calls["CreateSecret"]
     server.fail_next("AddSecretVersion", grpc.StatusCode.PERMISSION_DENIED)
-    with pytest.raises(gexc.Forbidden):
+    with pytest.raises(SecretStoreUnavailable, match="PERMISSION_DENIED"):
         store.add_version(secret_id, b"two", {})
     assert server.calls["CreateSecret"] == creates, "only NOT_FOUND leads to creating the secret"
+
+
+# Each RPC the store makes, and a call of the store that makes it (the secret exists with version 1).
+CALLS: dict[str, Callable[[GcpSecretManagerStore, str], object]] = {
+    "AddSecretVersion": lambda store, sid: store.add_version(sid, b"two", {}),
+    "CreateSecret": lambda store, sid: store.add_version(f"{sid}-new", b"one", {}),
+    "AccessSecretVersion": lambda store, sid: store.read(sid, 1),
+    "ListSecretVersions": lambda store, sid: store.enabled_versions(sid),
+    "DestroySecretVersion": lambda store, sid: store.destroy_version(sid, 1),
+    "DeleteSecret": lambda store, sid: store.delete(sid),
+    "ListSecrets": lambda store, sid: store.stale_secret_ids("broker-int", datetime.now(UTC)),
+    "GetSecret": lambda store, sid: store.check(),
+}
+
+
+OUTAGES = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INTERNAL]
+
+
+@pytest.mark.parametrize("code", OUTAGES)
+@pytest.mark.parametrize("rpc", list(CALLS))
+def test_every_failure_of_the_service_is_secret_store_unavailable_within_the_timeout(
+    client: sm.SecretManagerServiceClient, server: LocalSecretManager, secret_id: str, rpc: str, code: object
+) -> None:
+    store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
+    store.add_version(secret_id, b"one", {})
+    if rpc == "CreateSecret":
+        server.fail_next("AddSecretVersion", grpc.StatusCode.NOT_FOUND)  # the secret is missing: create it
+    server.fail_always(rpc, code, "request detail the caller must not see")  # an outage, not a blip
+    started = time.monotonic()
+    try:
+        with pytest.raises(SecretStoreUnavailable) as caught:
+            CALLS[rpc](store, secret_id)
+    finally:
+        server.clear_failures()
+    assert time.monotonic() - started < 5, "api_core's own retries must not outlast the store's timeout"
+    assert (caught.value.code, caught.value.http_status) == ("secret_store_unavailable", 503)
+    assert "request detail" not in caught.value.message
+
+
+def test_an_unreachable_service_is_secret_store_unavailable_on_every_call(transport: str) -> None:
+    stopped = LocalSecretManager.start()
+    stopped.stop()
+    endpoint = stopped.grpc_endpoint if transport == "grpc" else stopped.rest_endpoint
+    with GcpSecretManagerStore.build_client(endpoint) as client:
+        store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
+        for rpc, call in CALLS.items():
+            started = time.monotonic()
+            with pytest.raises(SecretStoreUnavailable):
+                call(store, "broker-int-x")
+            assert time.monotonic() - started < 5, rpc
 
 
 def test_check_passes_on_a_running_server(store: GcpSecretManagerStore, server: LocalSecretManager) -> None:
@@ -167,7 +218,7 @@ def test_check_passes_on_a_running_server(store: GcpSecretManagerStore, server: 
 
 def test_check_reports_an_unavailable_service(store: GcpSecretManagerStore, server: LocalSecretManager) -> None:
     server.fail_next("GetSecret", grpc.StatusCode.UNAVAILABLE)
-    with pytest.raises(DependencyUnavailable, match="secret manager unreachable: ServiceUnavailable"):
+    with pytest.raises(SecretStoreUnavailable, match="secret manager unavailable: ServiceUnavailable"):
         store.check()
 
 
@@ -177,5 +228,5 @@ def test_check_on_a_stopped_server_is_dependency_unavailable(transport: str) -> 
     endpoint = stopped.grpc_endpoint if transport == "grpc" else stopped.rest_endpoint
     with GcpSecretManagerStore.build_client(endpoint) as client:
         store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
-        with pytest.raises(DependencyUnavailable, match="secret manager unreachable: "):
+        with pytest.raises(SecretStoreUnavailable, match="secret manager unavailable: "):
             store.check()

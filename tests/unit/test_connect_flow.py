@@ -188,7 +188,7 @@ def test_secret_store_failure_after_the_exchange_leaves_nothing(flow):
     flow.token_endpoint.replies.append(tokens())
     flow.secrets.fail_next_add = True
     back = finish(flow, *start(flow))
-    assert back["error"] == "server_error"
+    assert back["error"] == "temporarily_unavailable", "an outage of a backing service: try again later"
     assert "nothing was stored" in back["error_description"]
     assert (flow.integrations.rows, flow.secrets.versions) == ({}, {})
 
@@ -197,7 +197,7 @@ def test_database_failure_after_the_secret_write_removes_the_secret(flow):
     flow.token_endpoint.replies.append(tokens())
     flow.integrations.fail_next_write = True
     back = finish(flow, *start(flow))
-    assert back["error"] == "server_error"
+    assert back["error"] == "temporarily_unavailable"
     assert (flow.integrations.rows, flow.secrets.versions) == ({}, {})
 
 
@@ -205,7 +205,7 @@ def test_database_failure_on_reconnect_destroys_only_the_new_version(flow):
     flow.token_endpoint.replies += [tokens("rt-1"), tokens("rt-2")]
     first = finish(flow, *start(flow))
     flow.integrations.fail_next_write = True
-    assert finish(flow, *start(flow))["error"] == "server_error"
+    assert finish(flow, *start(flow))["error"] == "temporarily_unavailable"
     row = flow.integrations.rows[next(iter(flow.integrations.rows))]
     assert str(row.id) == first["integration_id"]
     assert flow.secrets.enabled_versions(row.secret_ref) == [1]
