@@ -1,4 +1,4 @@
-"""POST /refresh: Cloud Scheduler runs the refresh job; it answers counts by outcome."""
+"""POST /refresh: Cloud Scheduler runs the refresh job, then its housekeeping; it answers counts by outcome."""
 
 import flask
 import functions_framework
@@ -19,4 +19,4 @@ def token_refresh(request: flask.Request) -> flask.Response:
     app = container()
     app.scheduler_caller.caller(request)
     counts = run_refresh_job(app.refresh_store, app.refresher, app.clock, app.job_settings)
-    return json_response(counts, headers={"Cache-Control": "no-store"})
+    return json_response({**counts, **app.housekeeping.run()}, headers={"Cache-Control": "no-store"})

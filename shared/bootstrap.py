@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.services.connect import ConnectFlow
+    from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
     from shared.services.refresh import Refresher
     from shared.services.refresh_job import JobSettings
@@ -195,6 +196,16 @@ class Container:
         return JobSettings(
             horizon=timedelta(seconds=s.refresh_horizon), batch_size=s.refresh_batch_size,
             concurrency=s.refresh_concurrency, deadline=float(s.refresh_deadline),
+        )  # fmt: skip
+
+    @cached_property
+    def housekeeping(self) -> Housekeeping:
+        from shared.adapters.sql_housekeeping import SqlHousekeepingStore
+        from shared.services.housekeeping import Housekeeping
+
+        return Housekeeping(
+            store=SqlHousekeepingStore(self.engine), secrets=self.secret_store, audit=self.audit, clock=self.clock,
+            catalog=self.catalog, settings=self.settings, directory=self.directory, revoker=self.token_endpoint,
         )  # fmt: skip
 
     @cached_property

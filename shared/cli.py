@@ -96,16 +96,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from shared.bootstrap import container
-    from shared.services.maintenance import sweep_orphan_secrets
 
     app = container()
-    orphans = sweep_orphan_secrets(
-        app.secret_store, app.integrations, app.clock, prefix=app.settings.secret_prefix,
-        min_age=timedelta(hours=args.min_age_hours), dry_run=args.dry_run,
-    )  # fmt: skip
-    verb = "would delete" if args.dry_run else "deleted"
-    print(f"{verb} {len(orphans)} orphan secret(s)" + "".join(f"\n  {name}" for name in orphans))
+    report = app.housekeeping.sweep(limit=None, min_age=timedelta(hours=args.min_age_hours), dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"would revoke and delete {len(report.orphans)} orphan secret(s)" + _names(report.orphans))
+        return 0
+    print(f"deleted {len(report.deleted)} orphan secret(s), {report.revoked} grant(s) revoked" + _names(report.deleted))
+    if report.kept:
+        print(f"kept {len(report.kept)}: the provider could not revoke now (run again later)" + _names(report.kept))
     return 0
+
+
+def _names(names: list[str]) -> str:
+    return "".join(f"\n  {name}" for name in names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     scheduler.add_argument("--location", default=None, help="with a job id: the region")
     scheduler.add_argument("--endpoint", default=None, help=argparse.SUPPRESS)  # a local Cloud Scheduler (tests)
     scheduler.set_defaults(run=cmd_scheduler)
-    sweep = commands.add_parser("sweep-secrets", help="delete master secrets that no integration points at")
+    sweep = commands.add_parser("sweep-secrets", help="revoke and delete master secrets that no integration points at")
     sweep.add_argument(
         "--min-age-hours", type=float, default=1.0, help="only secrets created this long ago (default 1)"
     )

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     refresh_deadline: int = Field(240, ge=10, le=3600)
     refresh_lease: int = Field(60, ge=5, le=600)
     local_refresh_interval: int = Field(60, ge=0, le=3600)
+    audit_retention_days: int = Field(400, ge=0, le=36500)
+    oauth_state_retention: int = Field(86400, ge=0, le=30 * 86400)
+    retention_batch_size: int = Field(1000, ge=1, le=10000)
+    retention_max_batches: int = Field(10, ge=1, le=1000)
+    sweep_max_secrets: int = Field(20, ge=0, le=1000)
 
     _clients: dict[str, ClientCredentials] = PrivateAttr(default_factory=dict)
 

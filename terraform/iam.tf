@@ -77,16 +77,24 @@ locals {
         "secretmanager.versions.list",
       ]
     }
+    sweeper = {
+      title = "Read the labels of and delete integration secrets (the orphan sweep)"
+      permissions = [
+        "secretmanager.secrets.delete",
+        "secretmanager.secrets.get",
+      ]
+    }
   }
-  # callback & integrations create/add/destroy; the refresh job reads, adds and destroys. token_fetch refreshes
-  # in line when a token is due (so a caller never waits for the scheduler), and a rotating provider's new refresh
-  # token must be stored as a version before the row points at it: it reads, adds and destroys like the job, but
-  # cannot create or delete secrets.
+  # callback & integrations create/add/destroy; the refresh job reads, adds and destroys, and its housekeeping
+  # deletes orphan secrets (no row points at them) after revoking their grant. token_fetch refreshes in line when a
+  # token is due (so a caller never waits for the scheduler), and a rotating provider's new refresh token must be
+  # stored as a version before the row points at it: it reads, adds and destroys like the job, but cannot create or
+  # delete secrets.
   integration_secret_access = {
     oauth_callback = ["writer"]
     integrations   = ["writer", "reader"]
     token_fetch    = ["reader", "rotator"]
-    token_refresh  = ["reader", "rotator"]
+    token_refresh  = ["reader", "rotator", "sweeper"]
   }
   integration_secret_grants = {
     for pair in flatten([for fn, roles in local.integration_secret_access : [for role in roles : { fn = fn, role = role }]]) :
@@ -116,6 +124,27 @@ resource "google_project_iam_member" "integration_secrets" {
     description = "Secrets named ${var.secret_prefix}-<integration id>."
     expression  = "resource.name.startsWith(\"projects/${data.google_project.this.number}/secrets/${var.secret_prefix}-\")"
   }
+}
+
+# The orphan sweep lists the secrets under the prefix: secretmanager.secrets.list is a permission on the project
+# (there is no secret name yet for a condition to match), so it is its own role, granted to the refresh job alone.
+# It shows secret names and labels (entity and provider ids), never a payload.
+resource "google_project_iam_custom_role" "secret_lister" {
+  count = var.secret_backend == "gcp" ? 1 : 0
+
+  role_id     = "${local.role_prefix}_secret_lister"
+  title       = "Integrations broker: list secrets (the refresh job's orphan sweep)"
+  description = "Names and labels only; reading a payload needs the prefix-conditioned reader role."
+  permissions = ["secretmanager.secrets.list"]
+  depends_on  = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "secret_lister" {
+  count = var.secret_backend == "gcp" ? 1 : 0
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.secret_lister[0].id
+  member  = "serviceAccount:${google_service_account.function["token_refresh"].email}"
 }
 
 # --- The deployment's own secrets: granted on each secret, to the functions that read it ---------------------

@@ -118,6 +118,13 @@ class DatabaseSecretStore:
             return [str(sid) for sid in conn.execute(query).scalars()]
 
     @_store_call
+    def labels(self, secret_id: str) -> dict[str, str]:
+        query = select(V.labels).where(V.secret_id == secret_id).order_by(V.version).limit(1)
+        with self._engine.connect() as conn:
+            labels = conn.execute(query).scalar()
+        return {str(k): str(v) for k, v in (labels or {}).items()}
+
+    @_store_call
     def check(self) -> None:
         with self._engine.connect() as conn:
             conn.execute(text("SELECT 1 FROM vault_secret_versions WHERE 1 = 0"))

@@ -212,6 +212,16 @@ class GcpSecretManagerStore:
             found = [(secret.name.rsplit("/", 1)[1], secret.create_time) for secret in pager]
         return sorted(sid for sid, created in found if sid.startswith(prefix + "-") and created < created_before)
 
+    def labels(self, secret_id: str) -> dict[str, str]:
+        with _unavailable_on_failure():
+            try:
+                secret = self._client.get_secret(name=self._secret(secret_id), timeout=self._timeout)
+            except gexc.GoogleAPICallError as exc:
+                if _status(exc) == "NOT_FOUND":
+                    return {}
+                raise
+        return dict(secret.labels)
+
     def check(self) -> None:
         # A read of a name under the integration prefix that is never created: NOT_FOUND proves reachability and
         # credentials with only the prefix-conditioned permissions the functions have (listing needs more).

@@ -51,6 +51,26 @@ class SecretStore(Protocol):
         """Ids of the secrets named `<prefix>-…` that were created before `created_before` (for the sweeper)."""
         ...
 
+    def labels(self, secret_id: str) -> dict[str, str]:
+        """The labels the secret was created with (as stored: Secret Manager's are sanitised); {} when missing."""
+        ...
+
+
+class HousekeepingStore(Protocol):
+    """The refresh job's housekeeping in the database (SqlHousekeepingStore)."""
+
+    def purge_audit_events(self, occurred_before: datetime, limit: int) -> int:
+        """Delete up to `limit` audit events older than `occurred_before`, oldest first; how many went."""
+        ...
+
+    def purge_oauth_states(self, expired_before: datetime, limit: int) -> int:
+        """Delete up to `limit` handshake states (spent or not) that expired before `expired_before`."""
+        ...
+
+    def existing_integrations(self, ids: Collection[UUID]) -> set[UUID]:
+        """Which of `ids` have an integration row."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

@@ -102,7 +102,8 @@ class PathOnlyRequestHandler(WSGIRequestHandler):
 
 
 def start_local_scheduler(container: Container) -> threading.Thread | None:
-    """Stand in for Cloud Scheduler during `make run`: run the refresh job every LOCAL_REFRESH_INTERVAL seconds."""
+    """Stand in for Cloud Scheduler during `make run`: run the refresh job (and its housekeeping) every
+    LOCAL_REFRESH_INTERVAL seconds."""
     interval = container.settings.local_refresh_interval
     if interval <= 0:
         return None
@@ -114,8 +115,9 @@ def start_local_scheduler(container: Container) -> threading.Thread | None:
                 counts = run_refresh_job(
                     container.refresh_store, container.refresher, container.clock, container.job_settings
                 )
-                if counts["claimed"]:
-                    log.info("refresh job: %s", counts)
+                done = container.housekeeping.run()
+                if counts["claimed"] or any(any(n for n in part.values()) for part in done.values()):
+                    log.info("refresh job: %s", {**counts, **done})
             except Exception:  # keep the local scheduler alive; the next run retries
                 log.exception("refresh job failed")
 

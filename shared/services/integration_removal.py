@@ -75,10 +75,7 @@ def revoke_at_provider(service: IntegrationService, integration: Integration, to
     """Revoke the grant; never raises (the outcome says what happened, without any token in it)."""
     if integration.credential_type != CredentialType.OAUTH2:
         return Revocation("not_applicable", "static credentials have no grant to revoke")
-    return revoke_grant(
-        integration.provider, tokens, catalog=service.catalog, settings=service.settings,
-        directory=service.directory, revoker=service.revoker, subject=str(integration.id),
-    )  # fmt: skip
+    return revoke_grant(service, integration.provider, tokens, subject=str(integration.id))
 
 
 def _tokens(service: IntegrationService, integration: Integration) -> tuple[Tokens, bool]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from shared.config import Settings
 from shared.domain.ports import ProviderDirectory, TokenRevoker
@@ -29,23 +29,29 @@ class Revocation:
         return {"outcome": self.outcome, "reason": self.reason}
 
 
-def revoke_grant(
-    provider_id: str, tokens: Tokens, *, catalog: Catalog, settings: Settings, directory: ProviderDirectory,
-    revoker: TokenRevoker, subject: str,
-) -> Revocation:  # fmt: skip
+class RevocationDeps(Protocol):
+    """What revoking needs (IntegrationService and Housekeeping have it)."""
+
+    catalog: Catalog
+    settings: Settings
+    directory: ProviderDirectory
+    revoker: TokenRevoker
+
+
+def revoke_grant(deps: RevocationDeps, provider_id: str, tokens: Tokens, *, subject: str) -> Revocation:
     """Revoke the grant `tokens` belong to at `provider_id`; `subject` names it in logs (an integration id)."""
-    if provider_id not in catalog:
+    if provider_id not in deps.catalog:
         return Revocation("skipped", "provider_not_in_catalog")
-    client = settings.provider_credentials(provider_id)
+    client = deps.settings.provider_credentials(provider_id)
     if client is None:
         return Revocation("skipped", "provider_not_configured")
     try:
-        provider = directory.resolve(catalog.get(provider_id).with_base_url(settings.base_url))
+        provider = deps.directory.resolve(deps.catalog.get(provider_id).with_base_url(deps.settings.base_url))
         request = revocation_request(provider, client, tokens)
         if request is None:
             reason = "no_revocation_endpoint" if provider.revocation_url is None else "no_token_to_revoke"
             return Revocation("skipped", reason)
-        revoker.revoke(request)
+        deps.revoker.revoke(request)
     except ProviderError as error:
         log.warning("revocation failed for %s: %s", subject, error.oauth_error)
         return Revocation("failed", error.oauth_error, transient=error.transient)

@@ -19,6 +19,7 @@ class MemorySecretStore:
     def __init__(self) -> None:
         self.versions: dict[str, dict[int, bytes | None]] = {}
         self.created: dict[str, datetime] = {}
+        self.secret_labels: dict[str, dict[str, str]] = {}
         self.fail_next_add = False
 
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
@@ -26,6 +27,7 @@ class MemorySecretStore:
             self.fail_next_add = False
             raise SecretStoreUnavailable("secret store down (injected)")
         self.created.setdefault(secret_id, datetime.now(UTC))
+        self.secret_labels.setdefault(secret_id, dict(labels))
         versions = self.versions.setdefault(secret_id, {})
         number = max(versions, default=0) + 1
         versions[number] = payload
@@ -47,6 +49,10 @@ class MemorySecretStore:
     def delete(self, secret_id: str) -> None:
         self.versions.pop(secret_id, None)
         self.created.pop(secret_id, None)
+        self.secret_labels.pop(secret_id, None)
+
+    def labels(self, secret_id: str) -> dict[str, str]:
+        return dict(self.secret_labels.get(secret_id, {}))
 
     def check(self) -> None:
         pass

@@ -330,13 +330,39 @@ def test_nobody_is_secret_manager_admin_or_basic_role_on_the_project():
             assert role not in text, f"{rtype}.{name} grants {role} on the project"
 
 
-def test_custom_roles_cannot_change_iam_or_list_every_secret():
-    for _, name, body in resources("google_project_iam_custom_role"):
-        assert body["for_each"] == "${local.integration_secret_roles}", name
+def test_custom_roles_cannot_change_iam_and_only_the_lister_lists_secrets():
+    roles = {name: body for _, name, body in resources("google_project_iam_custom_role")}
+    assert set(roles) == {"integration_secrets", "secret_lister"}
+    assert roles["integration_secrets"]["for_each"] == "${local.integration_secret_roles}"
     for role, spec in locals_()["integration_secret_roles"].items():
         permissions = {str(unquote(p)) for p in spec["permissions"]}
         assert all(p.startswith("secretmanager.") for p in permissions), role
         assert not {"secretmanager.secrets.setIamPolicy", "secretmanager.secrets.list"} & permissions, role
+    assert [unquote(p) for p in roles["secret_lister"]["permissions"]] == ["secretmanager.secrets.list"]
+
+
+def test_only_the_refresh_job_may_list_secrets_for_its_orphan_sweep():
+    """Listing is a permission on the project (no secret name to condition on): granted to token_refresh alone,
+    and only when integration secrets live in Secret Manager."""
+    grant = resource("google_project_iam_member", "secret_lister")
+    assert grant["role"] == "${google_project_iam_custom_role.secret_lister[0].id}"
+    assert unquote(grant["member"]) == 'serviceAccount:${google_service_account.function["token_refresh"].email}'
+    assert "var.secret_backend" in str(grant["count"])
+    assert '"gcp"' in str(grant["count"])
+    assert str(resource("google_project_iam_custom_role", "secret_lister")["count"]) == str(grant["count"])
+    listers = [name for _, name, body in resources("google_project_iam_member") if "secret_lister" in str(body)]
+    assert listers == ["secret_lister"]
+
+
+def test_the_refresh_job_may_delete_integration_secrets_for_the_sweep_but_not_create_them():
+    access = locals_()["integration_secret_access"]
+    assert [unquote(r) for r in access["token_refresh"]] == ["reader", "rotator", "sweeper"]
+    roles = locals_()["integration_secret_roles"]
+    assert {str(unquote(p)) for p in roles["sweeper"]["permissions"]} == {
+        "secretmanager.secrets.get", "secretmanager.secrets.delete",
+    }  # fmt: skip
+    granted = {str(unquote(p)) for role in access["token_refresh"] for p in roles[unquote(role)]["permissions"]}
+    assert "secretmanager.secrets.create" not in granted
 
 
 def test_token_fetch_reads_and_rotates_but_cannot_create_or_delete_secrets():

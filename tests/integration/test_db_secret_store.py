@@ -99,9 +99,16 @@ def test_an_unreachable_database_is_secret_store_unavailable_on_every_call(keyri
     calls = [
         lambda: store.add_version("s1", b"one", {}), lambda: store.read("s1", 1), lambda: store.enabled_versions("s1"),
         lambda: store.destroy_version("s1", 1), lambda: store.delete("s1"), store.check,
-        lambda: store.stale_secret_ids("broker-int", clock.now()),
+        lambda: store.stale_secret_ids("broker-int", clock.now()), lambda: store.labels("s1"),
     ]  # fmt: skip
     for call in calls:
         with pytest.raises(SecretStoreUnavailable, match="embedded vault unavailable"):
             call()
     engine.dispose()
+
+
+def test_labels_are_those_the_secret_was_created_with(store: DatabaseSecretStore) -> None:
+    store.add_version("s1", b"one", {"provider": "oidc-test", "entity": "Entity.1"})
+    store.add_version("s1", b"two", {"provider": "other"})
+    assert store.labels("s1") == {"provider": "oidc-test", "entity": "Entity.1"}
+    assert store.labels("missing") == {}

@@ -161,25 +161,24 @@ def test_permission_denied_is_unavailable_and_never_leads_to_creating_the_secret
 
 
 # Each RPC the store makes, and a call of the store that makes it (the secret exists with version 1).
-CALLS: dict[str, Callable[[GcpSecretManagerStore, str], object]] = {
-    "AddSecretVersion": lambda store, sid: store.add_version(sid, b"two", {}),
-    "CreateSecret": lambda store, sid: store.add_version(f"{sid}-new", b"one", {}),
-    "AccessSecretVersion": lambda store, sid: store.read(sid, 1),
-    "ListSecretVersions": lambda store, sid: store.enabled_versions(sid),
-    "DestroySecretVersion": lambda store, sid: store.destroy_version(sid, 1),
-    "DeleteSecret": lambda store, sid: store.delete(sid),
-    "ListSecrets": lambda store, sid: store.stale_secret_ids("broker-int", datetime.now(UTC)),
-    "GetSecret": lambda store, sid: store.check(),
-}
-
-
+CALLS: list[tuple[str, Callable[[GcpSecretManagerStore, str], object]]] = [
+    ("AddSecretVersion", lambda store, sid: store.add_version(sid, b"two", {})),
+    ("CreateSecret", lambda store, sid: store.add_version(f"{sid}-new", b"one", {})),
+    ("AccessSecretVersion", lambda store, sid: store.read(sid, 1)),
+    ("ListSecretVersions", lambda store, sid: store.enabled_versions(sid)),
+    ("DestroySecretVersion", lambda store, sid: store.destroy_version(sid, 1)),
+    ("DeleteSecret", lambda store, sid: store.delete(sid)),
+    ("ListSecrets", lambda store, sid: store.stale_secret_ids("broker-int", datetime.now(UTC))),
+    ("GetSecret", lambda store, sid: store.labels(sid)),
+    ("GetSecret", lambda store, sid: store.check()),
+]
 OUTAGES = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INTERNAL]
 
 
 @pytest.mark.parametrize("code", OUTAGES)
-@pytest.mark.parametrize("rpc", list(CALLS))
+@pytest.mark.parametrize(("rpc", "call"), CALLS, ids=[f"{rpc}-{n}" for n, (rpc, _) in enumerate(CALLS)])
 def test_every_failure_of_the_service_is_secret_store_unavailable_within_the_timeout(
-    client: sm.SecretManagerServiceClient, server: LocalSecretManager, secret_id: str, rpc: str, code: object
+    client: sm.SecretManagerServiceClient, server: LocalSecretManager, secret_id: str, rpc: str, call, code: object
 ) -> None:
     store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
     store.add_version(secret_id, b"one", {})
@@ -189,7 +188,7 @@ def test_every_failure_of_the_service_is_secret_store_unavailable_within_the_tim
     started = time.monotonic()
     try:
         with pytest.raises(SecretStoreUnavailable) as caught:
-            CALLS[rpc](store, secret_id)
+            call(store, secret_id)
     finally:
         server.clear_failures()
     assert time.monotonic() - started < 5, "api_core's own retries must not outlast the store's timeout"
@@ -203,7 +202,7 @@ def test_an_unreachable_service_is_secret_store_unavailable_on_every_call(transp
     endpoint = stopped.grpc_endpoint if transport == "grpc" else stopped.rest_endpoint
     with GcpSecretManagerStore.build_client(endpoint) as client:
         store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
-        for rpc, call in CALLS.items():
+        for rpc, call in CALLS:
             started = time.monotonic()
             with pytest.raises(SecretStoreUnavailable):
                 call(store, "broker-int-x")
@@ -230,3 +229,9 @@ def test_check_on_a_stopped_server_is_dependency_unavailable(transport: str) -> 
         store = GcpSecretManagerStore(PROJECT, client, timeout=1.0)
         with pytest.raises(SecretStoreUnavailable, match="secret manager unavailable: "):
             store.check()
+
+
+def test_labels_are_read_back_and_a_missing_secret_has_none(store: GcpSecretManagerStore, secret_id: str) -> None:
+    store.add_version(secret_id, b"one", {"provider": "oidc-test", "entity": "Entity.1"})
+    assert store.labels(secret_id) == {"provider": "oidc-test", "entity": sanitise_label_value("Entity.1")}
+    assert store.labels(f"{secret_id}-missing") == {}
