@@ -122,7 +122,8 @@ class GcpSecretManagerStore:
         `http(s)://host:port` speaks REST to it; `host:port` speaks gRPC over a plaintext channel.
         """
         if endpoint is None:
-            return sm.SecretManagerServiceClient()
+            with _unavailable_on_failure():  # finding Google's credentials may ask the metadata server
+                return sm.SecretManagerServiceClient()
         credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
         if endpoint.startswith(("http://", "https://")):
             return sm.SecretManagerServiceClient(

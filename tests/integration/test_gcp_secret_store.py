@@ -235,3 +235,9 @@ def test_labels_are_read_back_and_a_missing_secret_has_none(store: GcpSecretMana
     store.add_version(secret_id, b"one", {"provider": "oidc-test", "entity": "Entity.1"})
     assert store.labels(secret_id) == {"provider": "oidc-test", "entity": sanitise_label_value("Entity.1")}
     assert store.labels(f"{secret_id}-missing") == {}
+
+
+def test_credentials_that_cannot_be_found_are_secret_store_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    with pytest.raises(SecretStoreUnavailable, match="DefaultCredentialsError"):
+        GcpSecretManagerStore.build_client()
