@@ -201,11 +201,13 @@ class Container:
     @cached_property
     def housekeeping(self) -> Housekeeping:
         from shared.adapters.sql_housekeeping import SqlHousekeepingStore
+        from shared.lifecycle import stopping
         from shared.services.housekeeping import Housekeeping
 
         return Housekeeping(
             store=SqlHousekeepingStore(self.engine), secrets=self.secret_store, audit=self.audit, clock=self.clock,
             catalog=self.catalog, settings=self.settings, directory=self.directory, revoker=self.token_endpoint,
+            stopping=stopping,
         )  # fmt: skip
 
     @cached_property

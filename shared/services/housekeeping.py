@@ -1,13 +1,15 @@
 """Housekeeping after each refresh job run: retention deletes, then the orphan-secret sweep (revoke, delete).
 
 Both are bounded per run (rows per table, orphans) and by a time budget of their own, and neither can fail the
-run: a failure is logged and reported in the answer (`"error": "<code>"`), the next run tries again.
+run: a failure is logged and reported in the answer (`"error": "<code>"`), the next run tries again. Nothing
+starts once the process is draining (SIGTERM, shared.lifecycle).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,6 +37,7 @@ class Housekeeping:
     directory: ProviderDirectory
     revoker: TokenRevoker
     budget: float = BUDGET
+    stopping: Callable[[], bool] = lambda: False  # the process is shutting down: start nothing
 
     @property
     def retention(self) -> RetentionPolicy:
@@ -47,14 +50,14 @@ class Housekeeping:
 
     def run(self) -> dict[str, dict[str, int | str]]:
         """`{"purged": {"audit_events", "oauth_states"}, "swept": {"orphans", "revoked", "deleted", "kept"}}`."""
-        deadline = time.monotonic() + self.budget
+        deadline = time.monotonic() + (0.0 if self.stopping() else self.budget)
         purged: dict[str, int | str] = {"audit_events": 0, "oauth_states": 0}
         try:
             purged.update(purge_expired_rows(self.store, self.clock, self.retention, deadline=deadline))
         except Exception as exc:  # noqa: BLE001 - housekeeping never fails the refresh run
             purged["error"] = _failed("retention", exc)
         swept: dict[str, int | str] = dict(SweepReport().counts())
-        if self.settings.sweep_max_secrets > 0:
+        if self.settings.sweep_max_secrets > 0 and not self.stopping():
             try:
                 swept.update(self.sweep(limit=self.settings.sweep_max_secrets, deadline=deadline).counts())
             except Exception as exc:  # noqa: BLE001 - e.g. the secret store is down: the next run sweeps
@@ -68,7 +71,7 @@ class Housekeeping:
         """Revoke and delete up to `limit` (None: all) orphan secrets older than `min_age`."""
         return sweep_orphan_secrets(
             self.secrets, self.store, self.clock, self.audit, self, prefix=self.settings.secret_prefix,
-            min_age=min_age, dry_run=dry_run, limit=limit, deadline=deadline,
+            min_age=min_age, dry_run=dry_run, limit=limit, deadline=deadline, stopping=self.stopping,
         )  # fmt: skip
 
 

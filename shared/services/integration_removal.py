@@ -24,7 +24,7 @@ from uuid import UUID
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status, secret_id_for
 from shared.domain.revocation import Tokens
 from shared.errors import BrokerError, SecretStoreUnavailable
-from shared.services.credentials import ACCESS_TOKEN_PURPOSE
+from shared.services.credentials import ACCESS_TOKEN_PURPOSE, PENDING_SECRET_PURPOSE
 from shared.services.revocation import Revocation, revoke_grant
 
 if TYPE_CHECKING:
@@ -84,7 +84,15 @@ def _tokens(service: IntegrationService, integration: Integration) -> tuple[Toke
     store_down = False
     if integration.credential_type != CredentialType.OAUTH2:
         return Tokens(None, None), False  # static credentials: no grant, nothing to read
-    if integration.secret_ref is not None and integration.secret_version is not None:
+    if integration.pending_secret_ciphertext is not None and integration.pending_secret_key_version is not None:
+        try:  # a rotated token the secret store has not taken yet: the live one, in the row
+            refresh = service.keyring.open(
+                integration.pending_secret_ciphertext, key_version=integration.pending_secret_key_version,
+                purpose=PENDING_SECRET_PURPOSE, record=str(integration.id),
+            ).decode()  # fmt: skip
+        except BrokerError:
+            log.warning("could not open the pending refresh token of %s to revoke it", integration.id)
+    if refresh is None and integration.secret_ref is not None and integration.secret_version is not None:
         try:
             payload = json.loads(service.secrets.read(integration.secret_ref, integration.secret_version))
             refresh = payload.get("refresh_token") if isinstance(payload, dict) else None

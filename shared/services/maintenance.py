@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
@@ -55,11 +56,13 @@ def find_orphans(
 def sweep_orphan_secrets(
     secrets: SecretStore, index: HousekeepingStore, clock: Clock, audit: AuditLog, deps: RevocationDeps, *,
     prefix: str, min_age: timedelta, dry_run: bool = False, limit: int | None = None, deadline: float | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> SweepReport:  # fmt: skip
-    """Revoke and delete (with `dry_run`, only list) up to `limit` orphans; start none after `deadline`."""
+    """Revoke and delete (with `dry_run`, only list) up to `limit` orphans; start none after `deadline` (monotonic)
+    or once `stopping()` says the process is shutting down."""
     report = SweepReport()
     for secret_id, integration_id in find_orphans(secrets, index, clock, prefix=prefix, min_age=min_age)[:limit]:
-        if deadline is not None and time.monotonic() >= deadline:
+        if (deadline is not None and time.monotonic() >= deadline) or stopping():
             break
         report.orphans.append(secret_id)
         if dry_run:

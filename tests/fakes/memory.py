@@ -21,6 +21,7 @@ class MemorySecretStore:
         self.created: dict[str, datetime] = {}
         self.secret_labels: dict[str, dict[str, str]] = {}
         self.fail_next_add = False
+        self.fail_next_read = False
 
     def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
         if self.fail_next_add:
@@ -34,6 +35,9 @@ class MemorySecretStore:
         return number
 
     def read(self, secret_id: str, version: int) -> bytes:
+        if self.fail_next_read:
+            self.fail_next_read = False
+            raise SecretStoreUnavailable("secret store down (injected)")
         payload = self.versions.get(secret_id, {}).get(version)
         if payload is None:
             raise SecretNotFound(f"{secret_id}/{version}")

@@ -173,3 +173,22 @@ def test_broker_sweep_secrets_lists_then_revokes_and_deletes(pg_url, tmp_path):
     assert store.enabled_versions(orphan) == [1]
     assert broker() == f"deleted 1 orphan secret(s), 0 grant(s) revoked\n  {orphan}\n"
     assert store.enabled_versions(orphan) == []
+
+
+def test_a_draining_process_starts_no_housekeeping(pg_url, deps, keyring):
+    from shared.services.housekeeping import Housekeeping
+
+    engine = engine_for_url(pg_url)
+    clock = FixedClock(datetime.now(UTC) + 2 * HOUR)
+    store = DatabaseSecretStore(engine, keyring, FixedClock(datetime.now(UTC)))
+    orphan = secret_id_for(deps.settings.secret_prefix, uuid4())
+    store.add_version(orphan, json.dumps({"credentials": {}}).encode(), {})
+    housekeeping = Housekeeping(
+        store=SqlHousekeepingStore(engine), secrets=store, audit=SqlAuditLog(engine, clock), clock=clock,
+        catalog=deps.catalog, settings=deps.settings, directory=deps.directory, revoker=deps.revoker,
+        stopping=lambda: True,
+    )  # fmt: skip
+    assert housekeeping.run()["swept"] == {"orphans": 0, "revoked": 0, "deleted": 0, "kept": 0}
+    assert store.enabled_versions(orphan) == [1]
+    housekeeping.stopping = lambda: False
+    assert housekeeping.run()["swept"] == {"orphans": 1, "revoked": 0, "deleted": 1, "kept": 0}

@@ -16,7 +16,7 @@ from shared.domain.envelope import Keyring, new_data_key
 from shared.domain.models import CredentialType, Integration, Status, secret_id_for
 from shared.errors import BrokerError, DependencyUnavailable, ProviderError
 from shared.providers.catalog import Provider, load_catalog
-from shared.services.credentials import ACCESS_TOKEN_PURPOSE, master_secret_payload
+from shared.services.credentials import ACCESS_TOKEN_PURPOSE, PENDING_SECRET_PURPOSE, master_secret_payload
 from shared.services.integrations import IntegrationPatch, IntegrationService, ListQuery, NewStaticIntegration
 from tests.fakes.memory import (
     MemoryAudit,
@@ -239,6 +239,20 @@ def test_delete_revokes_the_refresh_token_destroys_the_secret_and_removes_the_ro
     assert integration.id not in service.integrations.rows
     actions = [(e.action, e.outcome) for e in service.audit.events + service.integrations.events]
     assert set(actions) == {("integration.revoke", "success"), ("integration.delete", "success")}
+
+
+def test_delete_revokes_the_rotated_token_kept_in_the_row_when_there_is_one(service):
+    """A rotated refresh token the secret store has not taken yet (pending, in the row) is the live one."""
+    integration = oauth_row(service)
+    row = service.integrations.rows[integration.id]
+    row.pending_secret_ciphertext, row.pending_secret_key_version = service.keyring.seal(
+        b"rt-2", purpose=PENDING_SECRET_PURPOSE, record=str(integration.id)
+    )
+    service.secrets.fail_next_read = True  # not even needed: the store is not asked
+    removal = service.remove("entity-1", integration.id)
+    assert (removal.revocation.outcome, removal.revocation.reason) == ("revoked", "refresh_token")
+    (request,) = service.revoker.requests
+    assert request.form == {"token": "rt-2", "token_type_hint": "refresh_token"}
 
 
 def test_a_failed_revocation_does_not_block_the_delete_and_is_recorded(service):
