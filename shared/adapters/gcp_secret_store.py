@@ -40,6 +40,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
 
 DEFAULT_TIMEOUT = 10.0
+LIST_PAGE = 25000  # Secret Manager's largest page: one call per 25,000 secrets
 _LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # fullmatch
 _LABEL_LIMIT = 63
 
@@ -207,9 +208,8 @@ class GcpSecretManagerStore:
     def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
         # Listing needs secretmanager.secrets.list on the project (not on a secret: no name condition applies).
         with _unavailable_on_failure():
-            pager = self._client.list_secrets(
-                request={"parent": f"projects/{self._project}", "filter": f"name:{prefix}-"}, timeout=self._timeout
-            )
+            request = {"parent": f"projects/{self._project}", "filter": f"name:{prefix}-", "page_size": LIST_PAGE}
+            pager = self._client.list_secrets(request=request, timeout=self._timeout)
             found = [(secret.name.rsplit("/", 1)[1], secret.create_time) for secret in pager]
         return sorted(sid for sid, created in found if sid.startswith(prefix + "-") and created < created_before)
 
