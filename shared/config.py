@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     db_private_ip: bool = False
     db_pool_size: int = Field(5, ge=1, le=100)
     local_data_dir: str = ".broker"
+    local_data_key_file: str | None = None
 
     secret_backend: Literal["database", "gcp"] = "database"
     gcp_project: str | None = None

@@ -76,13 +76,13 @@ def load_keyring(settings: Settings, gcp_store_for: Callable[[str], SecretStore]
         return Keyring(keys, current=current)
     if settings.is_production:
         raise KeyUnavailable("no data key in production: set DATA_KEY_SECRET")
-    return Keyring({1: _local_key(Path(settings.local_data_dir))})
+    path = Path(settings.local_data_key_file or Path(settings.local_data_dir) / LOCAL_KEY_FILE)
+    return Keyring({1: _local_key(path)})
 
 
-def _local_key(directory: Path) -> bytes:
-    """Development only: a key generated once into the local data directory (mode 0600)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOCAL_KEY_FILE
+def _local_key(path: Path) -> bytes:
+    """Development only: a key generated once (mode 0600), by default into the local data directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:

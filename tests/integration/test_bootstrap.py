@@ -110,6 +110,16 @@ def test_development_key_is_generated_once_with_private_permissions(tmp_path):
     assert Container(settings).keyring.open(sealed, key_version=version, purpose="p", record="r") == b"x"
 
 
+def test_development_key_can_live_apart_from_the_database(tmp_path):
+    """A copy of the data directory (the SQLite file and the embedded vault) should not carry its key with it."""
+    key_file = tmp_path / "keys" / "broker-data-key"
+    settings = load_settings(local_data_dir=str(tmp_path / "data"), local_data_key_file=str(key_file))
+    sealed, version = Container(settings).keyring.seal(b"x", purpose="p", record="r")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert not (tmp_path / "data" / "data-key").exists()
+    assert Container(settings).keyring.open(sealed, key_version=version, purpose="p", record="r") == b"x"
+
+
 def test_cloud_sql_connector_is_wired_with_iam_user_and_database(pg_server: Server, pg_url: str):
     calls: list[tuple[Any, ...]] = []
     database = pg_url.rsplit("/", 1)[1]
