@@ -233,7 +233,7 @@ class Container:
 
         s = self.settings
         google = self.google_id_tokens if s.scheduler_service_account else None
-        return SchedulerCaller(s.scheduler_service_account, s.refresh_audience, google, self.internal_callers)
+        return SchedulerCaller(s.scheduler_service_account, s.refresh_audience, google)
 
     @cached_property
     def secret_store(self) -> SecretStore:

@@ -1,21 +1,36 @@
-"""`broker function`: serve one function the way functions-framework does, plus a graceful SIGTERM.
+"""`broker function`: serve one function the way functions-framework does, plus the probes and a graceful SIGTERM.
 
 functions-framework runs gunicorn (one worker, `THREADS` threads); gunicorn resets signal handlers in its worker,
 so the handler that lets the refresh engine drain (shared.lifecycle) is installed by a `post_worker_init` hook.
 Target and source come from `--target`/`--source` or, as with functions-framework, FUNCTION_TARGET and
-FUNCTION_SOURCE; the port from PORT.
+FUNCTION_SOURCE; the port from PORT. Every function also answers `/health` and `/ready` (shared.probes), so the
+entry points in functions/ stay as they are.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import flask
 
 # Cloud Run allows about 10 s between SIGTERM and SIGKILL: finish in-flight requests within that.
 GRACEFUL_TIMEOUT = 9
 
 
-def serve_function(target: str | None, source: str | None, host: str, port: int) -> None:
+def create_function_app(target: str, source: str) -> flask.Flask:
+    """functions-framework's app for one function, with `/health` and `/ready` in front of its routes."""
     from functions_framework import create_app
+
+    from shared.bootstrap import container
+    from shared.probes import add_probe_routes
+
+    app: flask.Flask = create_app(target, source)  # type: ignore[no-untyped-call]
+    return add_probe_routes(app, container)
+
+
+def serve_function(target: str | None, source: str | None, host: str, port: int) -> None:
     from functions_framework._http.gunicorn import GunicornApplication
 
     from shared.lifecycle import gunicorn_post_worker_init
@@ -24,7 +39,7 @@ def serve_function(target: str | None, source: str | None, host: str, port: int)
     if not target:
         raise SystemExit("broker function: --target or FUNCTION_TARGET is required")
     source = source or os.environ.get("FUNCTION_SOURCE") or f"functions/{target}.py"
-    app = create_app(target, source)  # type: ignore[no-untyped-call]
+    app = create_function_app(target, source)
     server = GunicornApplication(  # type: ignore[no-untyped-call]
         app, host, port, False, post_worker_init=gunicorn_post_worker_init, graceful_timeout=GRACEFUL_TIMEOUT
     )

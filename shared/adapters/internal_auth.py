@@ -145,15 +145,16 @@ class InternalCallers:
 
 
 class SchedulerCaller:
-    """POST /refresh: in production only the scheduler's service account (Cloud Run IAM is the first gate)."""
+    """POST /refresh: in production only the scheduler's service account (Cloud Run IAM is the first gate).
 
-    def __init__(
-        self, account: str | None, audience: str | None, google: GoogleIdTokens | None, networks: InternalCallers
-    ):
-        self._account, self._audience, self._google, self._networks = account, audience, google, networks
+    No network check: Cloud Scheduler calls from Google's network, never from the VPC, so ALLOWED_CIDRS (meant for
+    token_fetch's callers) would stop every run.
+    """
+
+    def __init__(self, account: str | None, audience: str | None, google: GoogleIdTokens | None):
+        self._account, self._audience, self._google = account, audience, google
 
     def caller(self, request: flask.Request) -> str:
-        self._networks.check_network(request)
         if self._account is None or self._audience is None or self._google is None:
             return "dev:scheduler"
         token = verified_identity_token(request)

@@ -20,7 +20,7 @@ from shared.http import Handler, framework_error, json_response
 from shared.local.demo_oauth import DemoAuthServer
 from shared.local.demo_routes import demo_blueprint
 from shared.openapi import openapi_document
-from shared.services.health import readiness
+from shared.probes import add_probe_routes
 from shared.services.refresh_job import run_refresh_job
 
 log = logging.getLogger("broker.local")
@@ -62,16 +62,7 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
         page = resources.files("shared.local").joinpath("home.html").read_text(encoding="utf-8")
         return flask.Response(page, mimetype="text/html")
 
-    @app.get("/health")
-    def health() -> flask.Response:
-        return json_response({"status": "ok"})
-
-    @app.get("/ready")
-    def ready() -> flask.Response:
-        checks = readiness(container.engine, container.secret_store)
-        ok = all(value == "ok" for value in checks.values())
-        return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
-
+    add_probe_routes(app, lambda: container)
     app.register_blueprint(demo_blueprint(DemoAuthServer(container.clock)))
     for route in routes:
         handler = getattr(importlib.import_module(route.module), route.target)

@@ -113,8 +113,7 @@ def test_development_without_keys_is_open_but_production_style_config_is_not(goo
 
 def test_the_refresh_endpoint_accepts_only_the_scheduler(google, issuer):
     scheduler = "scheduler@proj.iam.gserviceaccount.com"
-    networks = callers(google)
-    only = SchedulerCaller(scheduler, AUDIENCE, google, networks)
+    only = SchedulerCaller(scheduler, AUDIENCE, google)
     token = sa_token(issuer, email=scheduler)
     assert only.caller(request({"Authorization": f"Bearer {token}"})) == f"sa:{scheduler}"
     with pytest.raises(Forbidden):

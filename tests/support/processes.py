@@ -76,7 +76,7 @@ def serving(
 def serving_function(target: str, env: Mapping[str, str], *, port: int | None = None) -> Iterator[Served]:
     """One Cloud Run function served exactly as deployed: `broker function` (functions-framework's app and gunicorn
     server, with the graceful SIGTERM) over `functions/<target>.py`."""
-    with serving(function_args(target), env, ready_path="/", port=port) as base:
+    with serving(function_args(target), env, ready_path="/health", port=port) as base:
         yield base
 
 
