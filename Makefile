@@ -100,7 +100,7 @@ check-infra: setup $(INFRA_STAMP)
 	  echo "check-infra: terraform not found: skipped 'terraform fmt -check' (install terraform >= 1.5 to run it)" >&2; \
 	fi
 	$(INFRA_VENV)/bin/checkov --directory terraform --skip-download --quiet --compact
-	$(BIN)/pytest -q tests/infra/test_terraform.py
+	$(BIN)/pytest -q tests/infra/test_terraform.py tests/infra/test_deploy.py
 
 $(INFRA_STAMP): Makefile
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)

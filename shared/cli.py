@@ -33,9 +33,16 @@ def _settings_for_local_run() -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from shared.adapters import schema
+    from shared.adapters.db import NOT_REACHABLE_YET, wait_for_database
     from shared.bootstrap import container
 
     engine = container().engine
+    try:
+        wait_for_database(engine, args.connect_timeout)
+    except NOT_REACHABLE_YET as exc:
+        print(f"broker: the database did not answer within {args.connect_timeout:g} s: {type(exc).__name__}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     schema.upgrade(engine)
     print(f"database at revision {schema.current_revision(engine)}")
     if args.grant_to:
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument(
         "--grant-to", action="append", default=[], metavar="DB_USER",
         help="then let this database user read and write the tables (repeat; PostgreSQL)",
+    )  # fmt: skip
+    migrate.add_argument(
+        "--connect-timeout", type=float, default=0, metavar="SECONDS",
+        help="wait up to this long for the database to answer, retrying with backoff (default 0: try once)",
     )  # fmt: skip
     migrate.set_defaults(run=cmd_migrate)
     serve = commands.add_parser("serve", help="serve every function locally at one address")

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     db_name: str = "broker"
     db_private_ip: bool = False
     db_pool_size: int = Field(5, ge=1, le=100)
+    db_max_overflow: int = Field(2, ge=0, le=100)
     local_data_dir: str = ".broker"
     local_data_key_file: str | None = None
 

@@ -27,11 +27,23 @@ locals {
     AUTH_JWKS_URL             = var.auth_jwks_url == null ? "" : var.auth_jwks_url
     TOKEN_INVOKERS            = join(",", var.token_fetch_invokers)
     TOKEN_AUDIENCE            = local.run_url["token_fetch"]
-    ALLOWED_CIDRS             = join(",", var.token_allowed_cidrs)
     SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
     REFRESH_AUDIENCE          = local.run_url["token_refresh"]
   }
   settings_env = { for name, value in local.settings : name => value if value != "" }
+
+  # Settings that differ by function: the database pool (sized with the instance count to fit max_connections,
+  # sql.tf), and the network check, on token_fetch only (Cloud Scheduler, which calls token_refresh, is not in the
+  # VPC).
+  function_settings = {
+    for fn in keys(local.functions) : fn => merge(
+      {
+        DB_POOL_SIZE    = tostring(local.scaling[fn].db_pool_size)
+        DB_MAX_OVERFLOW = tostring(var.db_max_overflow)
+      },
+      { for name, value in { ALLOWED_CIDRS = join(",", var.token_allowed_cidrs) } : name => value if fn == "token_fetch" && value != "" },
+    )
+  }
 
   # <PROVIDER>_CLIENT_ID for every function; <PROVIDER>_CLIENT_SECRET from Secret Manager for those that
   # exchange or refresh tokens.
@@ -68,7 +80,7 @@ resource "google_cloud_run_v2_service" "function" {
   # Public functions take traffic only through the load balancer (which authenticates nobody: the functions check
   # the caller's ID token themselves), so Cloud Run's invoker check is off for them. Internal functions keep it:
   # token_fetch is invokable by the named backends, token_refresh by the scheduler (iam.tf).
-  ingress              = each.value.public ? "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  ingress              = each.value.ingress # token_fetch: var.token_fetch_ingress (main.tf)
   invoker_iam_disabled = each.value.public
   custom_audiences     = each.value.public ? [] : [local.run_url[each.key]]
 
@@ -79,7 +91,7 @@ resource "google_cloud_run_v2_service" "function" {
 
     scaling {
       min_instance_count = 0
-      max_instance_count = var.max_instances
+      max_instance_count = local.scaling[each.key].max_instances
     }
 
     vpc_access {
@@ -102,6 +114,26 @@ resource "google_cloud_run_v2_service" "function" {
         startup_cpu_boost = true
       }
 
+      # /health touches nothing (no database, no secret store): a dependency outage never restarts instances.
+      # Start-up (imports, settings) takes a few seconds on a cold instance: up to 10 × 3 s are allowed.
+      startup_probe {
+        initial_delay_seconds = 0
+        period_seconds        = 3
+        timeout_seconds       = 2
+        failure_threshold     = 10
+        http_get {
+          path = "/health"
+        }
+      }
+      liveness_probe {
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
+        http_get {
+          path = "/health"
+        }
+      }
+
       env {
         name  = "FUNCTION_TARGET"
         value = each.key
@@ -117,6 +149,14 @@ resource "google_cloud_run_v2_service" "function" {
 
       dynamic "env" {
         for_each = local.settings_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      dynamic "env" {
+        for_each = local.function_settings[each.key]
         content {
           name  = env.key
           value = env.value
@@ -158,5 +198,6 @@ resource "google_cloud_run_v2_service" "function" {
     google_project_iam_member.database,
     google_secret_manager_secret_iam_member.config,
     google_sql_user.function,
+    terraform_data.secret_versions, # a revision never starts without the secret versions it reads (secrets.tf)
   ]
 }

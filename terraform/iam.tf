@@ -50,19 +50,32 @@ resource "google_project_iam_member" "database" {
 
 # --- Integration secrets (SECRET_BACKEND=gcp): created at run time, so granted at project level, limited by an
 # IAM condition to names under the prefix. Secret names carry the project NUMBER: a condition written with the
-# project id would silently never match.
+# project id would silently never match. One exception: Secret Manager checks secretmanager.secrets.create on the
+# parent (the project), whose name never starts with the prefix, so the create role is granted without the
+# condition. Creating an empty secret is harmless: reading, adding versions and destroying stay conditioned.
 
 locals {
   role_prefix = replace(var.name, "-", "_")
   integration_secret_roles = {
+    creator = {
+      title       = "Create (empty) integration secrets"
+      description = "Granted without a condition: secrets.create is checked on the project, not on the secret."
+      permissions = ["secretmanager.secrets.create"]
+    }
+    prober = {
+      title       = "See whether an integration secret exists"
+      description = "For /ready: a read of a never-created name under the prefix answers NOT_FOUND, not PERMISSION_DENIED."
+      permissions = ["secretmanager.secrets.get"]
+    }
     reader = {
       title       = "Read integration secrets"
+      description = "Granted only with a condition on the secret name prefix ${var.secret_prefix}-."
       permissions = ["secretmanager.versions.access", "secretmanager.versions.list"]
     }
     writer = {
-      title = "Create, add to and destroy integration secrets"
+      title       = "Add to, destroy and delete integration secrets"
+      description = "Granted only with a condition on the secret name prefix ${var.secret_prefix}-."
       permissions = [
-        "secretmanager.secrets.create",
         "secretmanager.secrets.delete",
         "secretmanager.versions.add",
         "secretmanager.versions.destroy",
@@ -70,7 +83,8 @@ locals {
       ]
     }
     rotator = {
-      title = "Add and destroy versions of integration secrets"
+      title       = "Add and destroy versions of integration secrets"
+      description = "Granted only with a condition on the secret name prefix ${var.secret_prefix}-."
       permissions = [
         "secretmanager.versions.add",
         "secretmanager.versions.destroy",
@@ -78,27 +92,38 @@ locals {
       ]
     }
     sweeper = {
-      title = "Read the labels of and delete integration secrets (the orphan sweep)"
+      title       = "Read the labels of and delete integration secrets (the orphan sweep)"
+      description = "Granted only with a condition on the secret name prefix ${var.secret_prefix}-."
       permissions = [
         "secretmanager.secrets.delete",
         "secretmanager.secrets.get",
       ]
     }
   }
+  # The roles granted without the name condition (see above).
+  unconditioned_secret_roles = ["creator"]
   # callback & integrations create/add/destroy; the refresh job reads, adds and destroys, and its housekeeping
   # deletes orphan secrets (no row points at them) after revoking their grant. token_fetch refreshes in line when a
   # token is due (so a caller never waits for the scheduler), and a rotating provider's new refresh token must be
   # stored as a version before the row points at it: it reads, adds and destroys like the job, but cannot create or
-  # delete secrets.
+  # delete secrets. Every function may probe (GET a name under the prefix) for /ready.
   integration_secret_access = {
-    oauth_callback = ["writer"]
-    integrations   = ["writer", "reader"]
-    token_fetch    = ["reader", "rotator"]
-    token_refresh  = ["reader", "rotator", "sweeper"]
+    oauth_start    = ["prober"]
+    oauth_callback = ["creator", "writer", "prober"]
+    integrations   = ["creator", "writer", "reader", "prober"]
+    token_fetch    = ["reader", "rotator", "prober"]
+    token_refresh  = ["reader", "rotator", "sweeper", "prober"]
   }
+  integration_secret_pairs = flatten([
+    for fn, roles in local.integration_secret_access : [for role in roles : { fn = fn, role = role }]
+  ])
   integration_secret_grants = {
-    for pair in flatten([for fn, roles in local.integration_secret_access : [for role in roles : { fn = fn, role = role }]]) :
-    "${pair.fn}-${pair.role}" => pair if var.secret_backend == "gcp"
+    for pair in local.integration_secret_pairs :
+    "${pair.fn}-${pair.role}" => pair if var.secret_backend == "gcp" && !contains(local.unconditioned_secret_roles, pair.role)
+  }
+  integration_secret_create_grants = {
+    for pair in local.integration_secret_pairs :
+    "${pair.fn}-${pair.role}" => pair if var.secret_backend == "gcp" && contains(local.unconditioned_secret_roles, pair.role)
   }
 }
 
@@ -107,7 +132,7 @@ resource "google_project_iam_custom_role" "integration_secrets" {
 
   role_id     = "${local.role_prefix}_integration_secret_${each.key}"
   title       = "Integrations broker: ${each.value.title}"
-  description = "Granted only with a condition on the secret name prefix ${var.secret_prefix}-."
+  description = each.value.description
   permissions = each.value.permissions
   depends_on  = [google_project_service.enabled]
 }
@@ -145,6 +170,15 @@ resource "google_project_iam_member" "secret_lister" {
   project = var.project_id
   role    = google_project_iam_custom_role.secret_lister[0].id
   member  = "serviceAccount:${google_service_account.function["token_refresh"].email}"
+}
+
+# secretmanager.secrets.create only: a condition on the secret's name would never match the project it is checked on.
+resource "google_project_iam_member" "integration_secret_create" {
+  for_each = local.integration_secret_create_grants
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.integration_secrets["creator"].id
+  member  = "serviceAccount:${google_service_account.function[each.value.fn].email}"
 }
 
 # --- The deployment's own secrets: granted on each secret, to the functions that read it ---------------------
@@ -190,13 +224,32 @@ resource "google_cloud_run_v2_service_iam_member" "token_refresh_invoker" {
 
 resource "google_project_iam_member" "build" {
   for_each = toset([
-    "roles/run.developer",     # update the services' and the job's image, execute the migration job
     "roles/logging.logWriter", # build logs (the build uses CLOUD_LOGGING_ONLY)
   ])
 
   project = var.project_id
   role    = each.value
   member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Cloud Run roles only on what the build deploys: the five services and the migration job. On the project,
+# run.developer would let the build create or change any service or job, and run any of them as an account it may
+# act as (the migration job's is a database superuser). On the job itself the build must change the image anyway,
+# so run.developer there (which includes running with overrides) gives it nothing more than it needs.
+resource "google_cloud_run_v2_service_iam_member" "build" {
+  for_each = google_cloud_run_v2_service.function
+
+  name     = each.value.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_cloud_run_v2_job_iam_member" "build" {
+  name     = google_cloud_run_v2_job.migrate.name
+  location = var.region
+  role     = "roles/run.developer" # update the image, execute, and watch the execution (--wait)
+  member   = "serviceAccount:${google_service_account.build.email}"
 }
 
 resource "google_artifact_registry_repository_iam_member" "build" {

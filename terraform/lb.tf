@@ -83,6 +83,7 @@ resource "google_compute_ssl_policy" "modern" {
   name            = "${var.name}-tls"
   profile         = "MODERN"
   min_tls_version = "TLS_1_2"
+  depends_on      = [google_project_service.enabled]
 }
 
 resource "google_compute_target_https_proxy" "https" {
@@ -108,6 +109,7 @@ resource "google_compute_url_map" "http_redirect" {
     redirect_response_code = "MOVED_PERMANENTLY_DEFAULT"
     strip_query            = false
   }
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_compute_target_http_proxy" "http_redirect" {
@@ -128,6 +130,7 @@ resource "google_compute_global_forwarding_rule" "http_redirect" {
 resource "google_compute_security_policy" "edge" {
   name        = "${var.name}-edge"
   description = "Integrations broker edge policy"
+  depends_on  = [google_project_service.enabled]
 
   rule {
     action   = "deny(403)"

@@ -15,7 +15,10 @@ resource "google_cloud_run_v2_job" "migrate" {
     template {
       service_account = google_service_account.migrate.email
       timeout         = "900s"
-      max_retries     = 0 # a failed migration needs a person, not a retry
+      # Direct VPC egress can take a minute to carry the first connection: `broker migrate` waits up to
+      # --connect-timeout for the database, and a task that still failed is retried (migrations are transactional
+      # and idempotent: a retry after a failure starts from the last committed revision).
+      max_retries = 2
 
       vpc_access {
         network_interfaces {
@@ -28,7 +31,10 @@ resource "google_cloud_run_v2_job" "migrate" {
       containers {
         image   = var.image
         command = ["broker"]
-        args    = concat(["migrate"], flatten([for fn in sort(keys(local.functions)) : ["--grant-to", local.db_user[fn]]]))
+        args = concat(
+          ["migrate", "--connect-timeout", "120"],
+          flatten([for fn in sort(keys(local.functions)) : ["--grant-to", local.db_user[fn]]]),
+        )
 
         resources {
           limits = {
@@ -40,6 +46,15 @@ resource "google_cloud_run_v2_job" "migrate" {
         env {
           name  = "DB_USER"
           value = google_sql_user.migrate.name
+        }
+        # One connection at a time (local.migrate_connections in the budget, sql.tf).
+        env {
+          name  = "DB_POOL_SIZE"
+          value = "1"
+        }
+        env {
+          name  = "DB_MAX_OVERFLOW"
+          value = "1"
         }
 
         # The functions' settings: the job validates them as a function would.

@@ -18,6 +18,15 @@ output "token_fetch_url" {
   value       = local.run_url["token_fetch"]
 }
 
+output "token_fetch_callers" {
+  description = "Same-project callers of token_fetch (ingress internal): deploy them with Direct VPC egress on this network and subnet, all traffic (`gcloud run deploy … --network N --subnet S --vpc-egress all-traffic`). null without caller_subnet_cidr."
+  value = var.caller_subnet_cidr == null ? null : {
+    network    = google_compute_network.this.name
+    subnetwork = google_compute_subnetwork.callers[0].name
+    vpc_egress = "ALL_TRAFFIC"
+  }
+}
+
 output "refresh_job" {
   description = "Full name of the Cloud Scheduler job, for `broker scheduler status|run|pause|resume --job`."
   value       = google_cloud_scheduler_job.refresh.id
@@ -31,6 +40,11 @@ output "migrate_job" {
 output "instance_connection_name" {
   description = "INSTANCE_CONNECTION_NAME of the Cloud SQL instance."
   value       = google_sql_database_instance.this.connection_name
+}
+
+output "build_source_bucket" {
+  description = "Where `gcloud builds submit --gcs-source-staging-dir gs://<this>/source` stages the source (the build account reads it)."
+  value       = google_storage_bucket.build_source.name
 }
 
 output "image_repository" {

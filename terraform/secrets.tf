@@ -38,3 +38,23 @@ resource "google_secret_manager_secret" "config" {
 
   depends_on = [google_project_service.enabled]
 }
+
+# Every secret version a revision reads must exist (and be enabled) before a service is created or changed, or the
+# revision fails to start with an unhelpful error. This check runs at apply time, after the secrets exist and before
+# the services (functions.tf depends on it), and names each missing version with the command that adds it. It reads
+# only versions' states, never a payload (nothing lands in the state). Needs gcloud, like the rest of the README.
+locals {
+  required_secret_versions = sort(concat(
+    ["${google_secret_manager_secret.config["data-key"].secret_id}:${var.data_key_version}"],
+    ["${google_secret_manager_secret.config["internal-api-keys"].secret_id}:${var.internal_api_keys_version}"],
+    [for id, p in var.oauth_providers : "${google_secret_manager_secret.config["client-secret-${id}"].secret_id}:${p.client_secret_version}"],
+  ))
+}
+
+resource "terraform_data" "secret_versions" {
+  triggers_replace = local.required_secret_versions
+
+  provisioner "local-exec" {
+    command = "bash ${path.module}/check-secret-versions.sh ${var.project_id} ${join(" ", local.required_secret_versions)}"
+  }
+}

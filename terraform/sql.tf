@@ -53,6 +53,11 @@ resource "google_sql_database_instance" "this" {
       value = "on"
     }
     database_flags {
+      # The connection budget below must fit under it.
+      name  = "max_connections"
+      value = tostring(var.db_max_connections)
+    }
+    database_flags {
       name  = "log_checkpoints"
       value = "on"
     }
@@ -99,12 +104,32 @@ resource "google_sql_database_instance" "this" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = local.db_connection_budget <= var.db_max_connections
+      error_message = "The functions may open ${local.db_connection_budget} database connections (max instances × (pool + overflow) per function, the migration job and ${local.db_reserved_connections} reserved), more than db_max_connections = ${var.db_max_connections}: lower max_instances or db_pool_size, or raise db_max_connections (with a larger db_tier)."
+    }
+  }
+
   depends_on = [google_service_networking_connection.private_services]
+}
+
+# Every connection the deployment may open at once: each function's instances × (pool + overflow), the migration
+# job's, and a reserve for Cloud SQL's own superuser connections and an operator's session.
+locals {
+  migrate_connections     = 2 # DB_POOL_SIZE 1 + DB_MAX_OVERFLOW 1 (migrate.tf)
+  db_reserved_connections = 10
+  db_connection_budget = sum([
+    for fn, s in local.scaling : s.max_instances * (s.db_pool_size + var.db_max_overflow)
+  ]) + local.migrate_connections + local.db_reserved_connections
 }
 
 resource "google_sql_database" "broker" {
   name     = var.db_name
   instance = google_sql_database_instance.this.name
+  # The tables belong to the migration user: the Admin API cannot drop the database then. A destroy forgets it
+  # (it goes with the instance, which deletion protection guards).
+  deletion_policy = "ABANDON"
 }
 
 # IAM database users: the service account's email without ".gserviceaccount.com" (what DB_USER holds).
@@ -118,6 +143,8 @@ resource "google_sql_user" "function" {
   name     = local.db_user[each.key]
   instance = google_sql_database_instance.this.name
   type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+  # Granted privileges on the tables: PostgreSQL refuses to drop such a user, so a destroy forgets it instead.
+  deletion_policy = "ABANDON"
 }
 
 # The migration job's user creates and owns the tables, so it needs CREATE on the database's public schema
@@ -128,4 +155,6 @@ resource "google_sql_user" "migrate" {
   instance       = google_sql_database_instance.this.name
   type           = "CLOUD_IAM_SERVICE_ACCOUNT"
   database_roles = ["cloudsqlsuperuser"]
+  # It owns the tables: PostgreSQL refuses to drop it, so a destroy forgets it (the instance takes it along).
+  deletion_policy = "ABANDON"
 }

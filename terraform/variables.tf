@@ -299,12 +299,62 @@ variable "private_services_prefix_length" {
 }
 
 variable "max_instances" {
-  description = "Upper bound on instances per function (each holds up to DB_POOL_SIZE + 2 database connections)."
-  type        = number
-  default     = 10
+  description = "Upper bound on instances per function, by function (e.g. { token_fetch = 10 }); unset ones keep the defaults in main.tf. Sized with db_pool_size to fit db_max_connections."
+  type        = map(number)
+  default     = {}
   validation {
-    condition     = var.max_instances >= 1 && var.max_instances <= 100
-    error_message = "max_instances must be between 1 and 100."
+    condition     = alltrue([for fn, n in var.max_instances : contains(["oauth_start", "oauth_callback", "integrations", "token_fetch", "token_refresh"], fn) && n >= 1 && n <= 100 && floor(n) == n])
+    error_message = "max_instances keys must be function names (oauth_start, oauth_callback, integrations, token_fetch, token_refresh) and values whole numbers from 1 to 100."
+  }
+}
+
+variable "db_pool_size" {
+  description = "DB_POOL_SIZE by function (e.g. { token_refresh = 8 }); unset ones keep the defaults in main.tf."
+  type        = map(number)
+  default     = {}
+  validation {
+    condition     = alltrue([for fn, n in var.db_pool_size : contains(["oauth_start", "oauth_callback", "integrations", "token_fetch", "token_refresh"], fn) && n >= 1 && n <= 100 && floor(n) == n])
+    error_message = "db_pool_size keys must be function names and values whole numbers from 1 to 100."
+  }
+}
+
+variable "db_max_overflow" {
+  description = "DB_MAX_OVERFLOW: connections each instance may open beyond its pool under a burst."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.db_max_overflow >= 0 && var.db_max_overflow <= 100 && floor(var.db_max_overflow) == var.db_max_overflow
+    error_message = "db_max_overflow must be a whole number from 0 to 100."
+  }
+}
+
+variable "db_max_connections" {
+  description = "The Cloud SQL max_connections flag. Every function's max instances × (pool + overflow), the migration job and a reserve must fit under it (checked at plan time); raise it with db_tier (Cloud SQL's default for 3.75 GB is 100)."
+  type        = number
+  default     = 100
+  validation {
+    condition     = var.db_max_connections >= 25 && var.db_max_connections <= 10000 && floor(var.db_max_connections) == var.db_max_connections
+    error_message = "db_max_connections must be a whole number from 25 to 10000."
+  }
+}
+
+variable "token_fetch_ingress" {
+  description = "token_fetch's ingress: 'internal' (only callers in this project's VPC, Shared VPC, a VPC-SC perimeter or an internal load balancer) or 'all' (any network; Cloud Run IAM and the API key or ID token are the gates)."
+  type        = string
+  default     = "internal"
+  validation {
+    condition     = contains(["internal", "all"], var.token_fetch_ingress)
+    error_message = "token_fetch_ingress must be \"internal\" or \"all\"."
+  }
+}
+
+variable "caller_subnet_cidr" {
+  description = "With token_fetch_ingress = 'internal': a subnet for same-project callers (Cloud Run with Direct VPC egress, all traffic), with Private Google Access and Cloud NAT. null: none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.caller_subnet_cidr == null || (can(cidrhost(var.caller_subnet_cidr, 0)) && try(tonumber(split("/", var.caller_subnet_cidr)[1]) <= 26, false))
+    error_message = "caller_subnet_cidr must be null or a CIDR range of /26 or larger (e.g. 10.9.0.0/24)."
   }
 }
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import tenacity
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared.config import Settings
 
 ConnectorFactory = Callable[..., Any]
+
+log = logging.getLogger("broker.db")
+
+# What a database that is not reachable yet raises (refused, timed out, no route): retried. A refused login or a
+# missing database is not: waiting would not change it.
+NOT_REACHABLE_YET = (OperationalError, InterfaceError, OSError)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -27,18 +36,21 @@ def database_url(settings: Settings) -> str:
 def build_engine(settings: Settings, *, connector_factory: ConnectorFactory | None = None) -> Engine:
     if settings.instance_connection_name:
         return _cloud_sql_engine(settings, connector_factory)
-    return engine_for_url(database_url(settings), pool_size=settings.db_pool_size)
+    return engine_for_url(
+        database_url(settings), pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
 
 
-def engine_for_url(url: str, *, pool_size: int = 5) -> Engine:
+def engine_for_url(url: str, *, pool_size: int = 5, max_overflow: int = 2) -> Engine:
     # hide_parameters: SQL errors and logs never show bound values (ciphertexts, digests, identities).
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
-    )
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800,
+        hide_parameters=True,
+    )  # fmt: skip
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -68,8 +80,28 @@ def _cloud_sql_engine(settings: Settings, connector_factory: ConnectorFactory | 
         "postgresql+pg8000://",
         creator=connect,
         pool_size=settings.db_pool_size,
-        max_overflow=2,
+        max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
         hide_parameters=True,
     )
+
+
+def wait_for_database(engine: Engine, timeout: float) -> None:
+    """Connect once, retrying with exponential backoff (0.5 s up to 10 s) until `timeout` seconds have passed; then
+    the last error is raised. On Cloud Run, Direct VPC egress may carry a new instance's first connection only after
+    up to a minute."""
+
+    def note(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("database not reachable yet (%s); retrying", type(error).__name__)
+
+    for attempt in tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(NOT_REACHABLE_YET),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+        stop=tenacity.stop_after_delay(timeout),
+        before_sleep=note,
+        reraise=True,
+    ):
+        with attempt, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))

@@ -160,6 +160,9 @@ def env_names_from(for_each: str) -> set[str]:
     if for_each == "${local.settings_env}":
         assert "local.settings" in local["settings_env"], "settings_env must be built from local.settings"
         return set(local["settings"])
+    if for_each == "${local.function_settings[each.key]}":
+        expression = local["function_settings"]
+        return set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=(?!=)", expression))
     if for_each == "${local.client_id_env}":
         assert re.search(r'_CLIENT_ID\\?"\s*=>', local["client_id_env"]), local["client_id_env"]
         return {PROVIDER_ID}
@@ -314,9 +317,21 @@ def test_iam_conditions_use_the_project_number_never_the_id():
 
 
 def test_secret_manager_custom_roles_are_only_granted_with_a_condition():
+    """Except secretmanager.secrets.create, which Secret Manager checks on the project: a name condition on it would
+    never match, so its role (that permission alone) is the one granted without the condition."""
+    roles = locals_()["integration_secret_roles"]
+    unconditioned = [str(unquote(r)) for r in locals_()["unconditioned_secret_roles"]]
+    assert unconditioned == ["creator"]
+    assert [unquote(p) for p in roles["creator"]["permissions"]] == ["secretmanager.secrets.create"]
     for _, name, body in resources("google_project_iam_member"):
         if "google_project_iam_custom_role.integration_secrets" in str(body["role"]):
-            assert body.get("condition"), f"google_project_iam_member.{name} grants a secret role without a condition"
+            if name == "integration_secret_create":
+                assert 'integration_secrets[\\"creator\\"]' in str(body["role"]).replace('"', '\\"'), body["role"]
+                assert not body.get("condition")
+            else:
+                assert body.get("condition"), (
+                    f"google_project_iam_member.{name} grants a secret role without a condition"
+                )
 
 
 def test_nobody_is_secret_manager_admin_or_basic_role_on_the_project():
@@ -368,14 +383,14 @@ def test_the_refresh_job_may_delete_integration_secrets_for_the_sweep_but_not_cr
 def test_token_fetch_reads_and_rotates_but_cannot_create_or_delete_secrets():
     """token_fetch refreshes in line, so a rotating provider's new token becomes a version; nothing more."""
     access = locals_()["integration_secret_access"]
-    assert [unquote(r) for r in access["token_fetch"]] == ["reader", "rotator"]
+    assert [unquote(r) for r in access["token_fetch"]] == ["reader", "rotator", "prober"]
     roles = locals_()["integration_secret_roles"]
-    granted = {str(unquote(p)) for role in ("reader", "rotator") for p in roles[role]["permissions"]}
+    granted = {str(unquote(p)) for role in ("reader", "rotator", "prober") for p in roles[role]["permissions"]}
     assert "secretmanager.secrets.create" not in granted
     assert "secretmanager.secrets.delete" not in granted
     assert granted <= {
         "secretmanager.versions.access", "secretmanager.versions.list", "secretmanager.versions.get",
-        "secretmanager.versions.add", "secretmanager.versions.destroy",
+        "secretmanager.versions.add", "secretmanager.versions.destroy", "secretmanager.secrets.get",
     }  # fmt: skip
 
 
