@@ -29,6 +29,13 @@ _lock = threading.Lock()
 _installed: logging.Handler | None = None
 
 
+def fields(**values: object) -> dict[str, Any]:
+    """`extra=` for a log call: structured fields that JSON lines carry at the top of `jsonPayload` (the log-based
+    metrics in terraform/monitoring.tf read them; tests/infra/test_logs.py keeps the two in step). Text lines
+    leave them out. Never a secret, a token or a state."""
+    return {"json_fields": values}
+
+
 def wants_json(settings: Settings) -> bool:
     """LOG_FORMAT decides; `auto` means JSON in production and text everywhere else."""
     if settings.log_format == "auto":

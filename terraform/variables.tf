@@ -383,3 +383,33 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alert policies notify; empty: the alerts open incidents without notifying anyone."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "alert_notification_channels entries must be projects/<project>/notificationChannels/<id>."
+  }
+}
+
+variable "alert_refresh_failure_ratio" {
+  description = "Alert when more than this share of refreshes fails over 30 minutes (0-1)."
+  type        = number
+  default     = 0.2
+  validation {
+    condition     = var.alert_refresh_failure_ratio > 0 && var.alert_refresh_failure_ratio < 1
+    error_message = "alert_refresh_failure_ratio must be between 0 and 1."
+  }
+}
+
+variable "alert_reauth_required_per_hour" {
+  description = "Alert when more integrations than this move to reauth_required within an hour."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.alert_reauth_required_per_hour >= 0
+    error_message = "alert_reauth_required_per_hour must be 0 or more."
+  }
+}

@@ -37,6 +37,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 
+from shared.adapters.gcp_call_log import LoggedClient
 from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
 
 DEFAULT_TIMEOUT = 10.0
@@ -108,7 +109,7 @@ class GcpSecretManagerStore:
     ) -> None:
         self._project = project
         self._probe = probe_secret_id
-        self._client = client
+        self._client: Any = LoggedClient(client)  # one log line per call (method, status): the metrics read them
         self._timeout = timeout
         # api_core retries access on UNAVAILABLE for 60 s by default, whatever the per-call timeout: bound it.
         self._read_retry = gretry.Retry(

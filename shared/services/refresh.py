@@ -33,6 +33,7 @@ from shared.domain.models import Integration
 from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
 from shared.domain.refresh import should_refresh
 from shared.errors import BrokerError, ProviderError, SecretNotFound
+from shared.logs import fields
 from shared.providers.catalog import Catalog, Provider
 from shared.services.credentials import (
     ACCESS_TOKEN_PURPOSE,
@@ -205,6 +206,8 @@ class Refresher:
             self.store.release(integration.id, lease.owner)  # durable in the row; the next run moves it
         elif pending is not None:
             stored = self._settle(stored, self.lease_from(lease.owner, sent), pending)
+        log.info("refreshed %s (%s)", integration.id, reason, extra=fields(
+            event="refresh", provider=integration.provider, outcome="refreshed", failure_class="none"))  # fmt: skip
         return RefreshResult("refreshed", stored, reason)
 
     def settle_claimed(self, integration: Integration, lease: Lease) -> RefreshResult:

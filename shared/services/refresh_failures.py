@@ -11,6 +11,7 @@ from shared.domain.models import AuditEvent, Integration
 from shared.domain.ports import REAUTH_IF_ACTIVE, RefreshStore
 from shared.domain.refresh import backoff, classify_failure
 from shared.errors import ProviderError
+from shared.logs import fields
 from shared.providers.catalog import Catalog
 
 log = logging.getLogger("broker.refresh")
@@ -35,7 +36,9 @@ def record_failure(
         error.oauth_error, error.transient, provider.permanent_errors if provider else (),
         integration.consecutive_refusals,
     )  # fmt: skip
-    log.warning("refresh of %s failed: %s (%s)", integration.id, error.oauth_error, kind)
+    log.warning("refresh of %s failed: %s (%s)", integration.id, error.oauth_error, kind, extra=fields(
+        event="refresh", provider=integration.provider, outcome="failed", failure_class=kind,
+        error=error.oauth_error))  # fmt: skip
     if kind == "permanent":
         current = store.get(integration.id)
         if current is not None and current.credential_version != integration.credential_version:
@@ -50,6 +53,9 @@ def record_failure(
             integration.id, integration.credential_version, owner, values, [event], now,
             bump=False, status=REAUTH_IF_ACTIVE,
         )  # fmt: skip
+        if stored is not None:
+            log.warning("%s needs reauthorisation: %s", integration.id, error.oauth_error, extra=fields(
+                event="reauth_required", provider=integration.provider, error=error.oauth_error))  # fmt: skip
         return RefreshResult("reauth_required" if stored else "fenced", stored, error.oauth_error)
     failures = integration.consecutive_failures + 1
     retry_at = now + backoff(failures, error.details.get("retry_after"))

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from shared.domain.models import Integration
 from shared.domain.ports import Clock, RefreshStore
+from shared.logs import fields
 from shared.services.refresh import Lease, Refresher
 from shared.services.refresh_failures import RefreshResult
 
@@ -110,4 +111,5 @@ def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, set
                 counts[COUNTED.get(future.result().outcome, "skipped")] += 1
     summary = {key: counts[key] for key in SUMMARY}
     summary["duration_ms"] = int((time.monotonic() - started) * 1000)
+    log.info("refresh job: %s", summary, extra=fields(event="refresh_run", **summary))
     return summary

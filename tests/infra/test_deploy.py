@@ -3,6 +3,7 @@ that each step of the README's Deploy section works against Google Cloud on the 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import Any
 
 import hcl2
 import pytest
-import yaml
 
 from tests.infra.test_terraform import (
     ROOT,
@@ -356,7 +356,7 @@ def test_the_secret_check_is_a_documented_pre_apply_step():
 
 # --- 13. metrics and alerts from the structured logs, without an agent --------------------------------------
 
-METRICS = {"refresh_outcomes", "reauth_required", "secret_manager_errors", "token_fetch_latency", "refresh_runs"}
+METRICS = {"refresh_outcomes", "reauth_required", "secret_manager_calls", "token_fetch_responses", "refresh_runs"}
 
 
 def test_log_based_metrics_alerts_and_a_dashboard_exist():
@@ -371,20 +371,41 @@ def filter_fields(filter_text: str) -> set[str]:
     return set(re.findall(r"jsonPayload\.([A-Za-z_]+)", filter_text))
 
 
-def test_metrics_read_only_fields_the_functions_log():
-    """The fields every log-based metric reads, against tests/infra/test_logs.py's list of what the code logs."""
-    from tests.infra.test_logs import LOGGED_FIELDS
+def test_metrics_read_only_fields_and_events_the_functions_log():
+    """The fields and `event` values every log-based metric reads, against tests/infra/test_logs.py's lists of what
+    the code is proven to log."""
+    from tests.infra.test_logs import LOGGED_EVENTS, LOGGED_FIELDS
 
     for _, name, body in resources("google_logging_metric"):
         text = str(body["filter"]) + str(body.get("label_extractors", "")) + str(body.get("value_extractor", ""))
         unknown = filter_fields(text) - LOGGED_FIELDS
         assert not unknown, f"google_logging_metric.{name} reads {sorted(unknown)}, which no function logs"
+        events = set(re.findall(r'jsonPayload\.event=\\"(\w+)\\"', text))
+        assert events <= LOGGED_EVENTS, f"google_logging_metric.{name} selects events {sorted(events - LOGGED_EVENTS)}"
 
 
-def test_the_yaml_config_in_the_repo_parses():
-    # cloudbuild.yaml and the dashboard's JSON stay machine-readable after edits.
-    assert yaml.safe_load((ROOT / "cloudbuild.yaml").read_text(encoding="utf-8"))
-    assert Path(TERRAFORM / "dashboard.json").exists()
+def test_alerts_watch_the_metrics_and_notify_the_configured_channels():
+    for _, name, body in resources("google_monitoring_alert_policy"):
+        assert body["notification_channels"] == "${var.alert_notification_channels}", name
+        assert "google_logging_metric." in str(body["conditions"]), f"{name} does not watch a log-based metric"
+    stalled = resource("google_monitoring_alert_policy", "refresh_stalled")
+    assert blocks(stalled, "conditions", "condition_absent"), "a stalled job is the absence of finished runs"
+    rate = resource("google_monitoring_alert_policy", "refresh_failure_rate")
+    (threshold,) = blocks(rate, "conditions", "condition_threshold")
+    assert "metric.label.outcome=" in threshold["filter"]
+    assert "failed" in threshold["filter"]
+    assert "denominator_filter" in threshold
+
+
+def test_the_dashboard_shows_every_log_based_metric():
+    text = (TERRAFORM / "dashboard.json").read_text(encoding="utf-8")
+    dashboard = json.loads(text)  # valid JSON before templatefile fills the metric types in
+    assert dashboard["mosaicLayout"]["tiles"]
+    arguments = str(resource("google_monitoring_dashboard", "broker")["dashboard_json"])
+    for metric in METRICS:
+        assert "${" + metric + "}" in text, f"the dashboard does not show {metric}"
+        assert f"google_logging_metric.{metric}.name" in arguments
+    assert "run.googleapis.com/request_latencies" in text  # token_fetch's latency: Cloud Run's own metric
 
 
 FAKE_GCLOUD = """#!/usr/bin/env bash
@@ -415,8 +436,9 @@ def test_the_secret_check_passes_when_every_version_is_enabled(tmp_path):
 
 
 def test_the_secret_check_names_each_missing_or_disabled_version_and_how_to_add_it(tmp_path):
-    done = run_check(tmp_path, "broker-data-key:1=ENABLED broker-client-secret-github:latest=DISABLED",
-                     "broker-data-key:1", "broker-client-secret-github:latest", "broker-internal-api-keys:latest")  # fmt: skip
+    states = "broker-data-key:1=ENABLED broker-client-secret-github:latest=DISABLED"
+    pairs = ("broker-data-key:1", "broker-client-secret-github:latest", "broker-internal-api-keys:latest")
+    done = run_check(tmp_path, states, *pairs)
     assert done.returncode == 1
     assert "version latest of secret broker-client-secret-github is DISABLED" in done.stderr
     assert "version latest of secret broker-internal-api-keys is absent" in done.stderr

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import flask
 import pytest
@@ -149,3 +151,83 @@ def test_a_function_logs_json_once_per_line_from_its_first_request(tmp_path, mon
     assert [e["message"] for e in entries] == ["handled /integrations", "handled /integrations"]
     assert all(e["logging.googleapis.com/trace"] == f"projects/my-project/traces/{TRACE}" for e in entries)
     assert all(e["httpRequest"]["requestUrl"] == "http://localhost/integrations" for e in entries)
+
+
+# --- The structured fields the log-based metrics read (terraform/monitoring.tf) --------------------------------
+
+# Every jsonPayload field a google_logging_metric filters on or extracts (tests/infra/test_deploy.py checks the
+# terraform against this list), and the `event` values they select: both must appear in real JSON log lines.
+LOGGED_FIELDS = {
+    "event", "provider", "outcome", "failure_class", "error", "method", "status", "duration_ms",
+    "claimed", "refreshed", "failed_transient", "reauth_required",
+}  # fmt: skip
+LOGGED_EVENTS = {"refresh", "reauth_required", "secret_manager_call", "refresh_run"}
+
+
+@pytest.fixture
+def logged_flows(pg_url, secret_manager, tmp_path, monkeypatch) -> list[dict[str, Any]]:
+    """JSON log lines of real flows: a connect, a refresh that works, one the secret store refuses (quota), and one
+    the provider refuses for good (invalid_grant), against PostgreSQL, the local Secret Manager and oidc-provider."""
+    import grpc
+
+    from shared.services.refresh_job import run_refresh_job
+    from tests.support.broker_env import (
+        CLIENT_ID,
+        CLIENT_SECRET,
+        broker_env,
+        connect,
+        in_process_broker,
+        provider_file,
+    )  # fmt: skip
+    from tests.support.engine import expire
+    from tests.support.oidc_provider import running_oidc_provider
+
+    client = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": ["http://127.0.0.1:9/oauth/callback"],
+    }
+    stream = io.StringIO()
+    with running_oidc_provider([client], access_token_ttl=600) as provider:
+        env = broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer), LOG_FORMAT="json")
+        secret_manager.clear_failures()
+        with in_process_broker(env, monkeypatch) as app:
+            configure_logging(app.settings, stream=stream)
+            first, second = connect(app, provider, "entity-1"), connect(app, provider, "entity-2")
+            expire(app, first)
+            run_refresh_job(app.refresh_store, app.refresher, app.clock, app.job_settings)
+            secret_manager.fail_always("AddSecretVersion", grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded")
+            expire(app, first)
+            run_refresh_job(app.refresh_store, app.refresher, app.clock, app.job_settings)
+            secret_manager.clear_failures()
+            provider.fail_token("invalid_grant")
+            expire(app, second)
+            app.refresher.refresh(UUID(second), force=True)
+    return json_lines(stream.getvalue())
+
+
+@pytest.mark.postgres
+def test_the_fields_the_metrics_read_are_in_the_json_logs(logged_flows):
+    seen_fields = {key for entry in logged_flows for key in entry}
+    assert seen_fields >= LOGGED_FIELDS, f"never logged: {sorted(LOGGED_FIELDS - seen_fields)}"
+    events = {entry.get("event") for entry in logged_flows}
+    assert events >= LOGGED_EVENTS, f"never logged: {sorted(LOGGED_EVENTS - events)}"
+    refreshes = [e for e in logged_flows if e.get("event") == "refresh"]
+    assert {(e["outcome"], e["failure_class"]) for e in refreshes} >= {("refreshed", "none"), ("failed", "permanent")}
+    assert all(e["provider"] == "oidc-test" for e in refreshes)
+    calls = [e for e in logged_flows if e.get("event") == "secret_manager_call"]
+    assert {"CreateSecret", "AddSecretVersion"} <= {e["method"] for e in calls} | {
+        "".join(p.title() for p in e["method"].split("_")) for e in calls
+    }
+    assert any(e["status"] == "RESOURCE_EXHAUSTED" and e["severity"] == "WARNING" for e in calls)
+    assert any(e["status"] == "OK" for e in calls)
+
+
+@pytest.mark.postgres
+def test_metric_lines_carry_no_secret(logged_flows):
+    from tests.support.broker_env import CLIENT_SECRET
+
+    text = json.dumps(logged_flows)
+    assert CLIENT_SECRET not in text
+    assert not re.search(r"\beyJ[A-Za-z0-9_-]{10,}\.", text), "a JWT (access or ID token) reached the logs"
+    assert "projects/" not in " ".join(str(e.get("method", "")) for e in logged_flows)
