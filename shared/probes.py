@@ -23,14 +23,25 @@ PROBE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+ALLOWED = ("GET", "HEAD", "OPTIONS")
+
+
+def _options() -> BaseResponse:
+    return flask.Response(status=204, headers={"Allow": ", ".join(ALLOWED)})
+
+
 @handle_errors
 def health(request: flask.Request) -> BaseResponse:
-    require_method(request, "GET", "HEAD")
+    require_method(request, *ALLOWED)
+    if request.method == "OPTIONS":
+        return _options()
     return json_response({"status": "ok"}, headers=NO_STORE)
 
 
 def ready(request: flask.Request, container: Container) -> BaseResponse:
-    require_method(request, "GET", "HEAD")
+    require_method(request, *ALLOWED)
+    if request.method == "OPTIONS":
+        return _options()
     checks = readiness(container.engine, container.secret_store)
     ok = all(value == "ok" for value in checks.values())
     body = {"status": "ok" if ok else "unavailable", "checks": checks}

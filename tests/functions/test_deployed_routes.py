@@ -59,6 +59,10 @@ def test_health_and_ready_answer_get_only(served):
     response = requests.post(f"{served['token_fetch']}/health", timeout=10)
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    # POST /health on token_refresh is the probe's 405, never a refresh job run
+    response = requests.post(f"{served['token_refresh']}/ready", timeout=10)
+    assert response.status_code == 405
 
 
 def test_ready_says_what_is_unavailable_and_answers_503(pg_databases, tmp_path):
