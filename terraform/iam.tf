@@ -112,7 +112,7 @@ locals {
     oauth_callback = ["creator", "writer", "prober"]
     integrations   = ["creator", "writer", "reader", "prober"]
     token_fetch    = ["reader", "rotator", "prober"]
-    token_refresh  = ["reader", "rotator", "sweeper", "prober"]
+    token_refresh  = ["reader", "rotator", "sweeper"] # the sweeper role includes secrets.get (/ready)
   }
   integration_secret_pairs = flatten([
     for fn, roles in local.integration_secret_access : [for role in roles : { fn = fn, role = role }]

@@ -161,7 +161,7 @@ def test_with_x_serverless_authorization_a_stripped_token_in_authorization_is_no
     forged = {"X-Serverless-Authorization": f"Bearer {verified}", "Authorization": f"Bearer {_hand_made()}"}
     with pytest.raises(Forbidden):
         callers(google).caller(request(forged))
-    scheduler = SchedulerCaller(BACKEND, AUDIENCE, google, callers(google))
+    scheduler = SchedulerCaller(BACKEND, AUDIENCE, google)
     with pytest.raises(Forbidden):
         scheduler.caller(request(forged))
 
@@ -173,7 +173,7 @@ def test_the_identity_cloud_run_verified_in_x_serverless_authorization_is_the_ca
     with_key = {"X-Serverless-Authorization": f"Bearer {_stripped(sa_token(issuer, email=INTRUDER))}",
                 "Authorization": f"Bearer {KEY}"}  # fmt: skip
     assert internal.caller(request(with_key)).startswith("apikey:")
-    scheduler = SchedulerCaller(BACKEND, AUDIENCE, google, internal)
+    scheduler = SchedulerCaller(BACKEND, AUDIENCE, google)
     assert scheduler.caller(request({"X-Serverless-Authorization": verified})) == f"sa:{BACKEND}"
     with pytest.raises(Unauthenticated):
         internal.caller(request({"X-Serverless-Authorization": "Basic abc"}))
