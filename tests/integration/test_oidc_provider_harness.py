@@ -254,6 +254,11 @@ def test_injected_invalid_grant_and_timeouts(op: OidcProvider) -> None:
         _refresh(op, slow.json()["refresh_token"], timeout=0.1)
     assert _refresh(op, slow.json()["refresh_token"]).json()["error"] == "invalid_grant"
     assert op.stats()["injected"] == {"500": 0, "timeout": 2, "invalid_grant": 2, "reply": 0}
+    # The late answer is counted when it is sent: wait for it, or it lands in the next test's fresh counters.
+    deadline = time.monotonic() + 10
+    while op.stats()["token"]["refresh_token"]["success"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert op.stats()["token"]["refresh_token"]["success"] == 2
 
 
 def test_stats_count_token_requests_exactly(op: OidcProvider) -> None:
