@@ -6,6 +6,7 @@ import email.utils
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -159,6 +160,26 @@ def test_a_slower_answer_never_replaces_a_newer_token() -> None:
     cache.store("i-1", newer)
     cache.store("i-1", older)
     assert cache.fresh("i-1", 0) is newer
+
+
+def test_the_cache_stays_bounded_dropping_expired_then_least_recent_tokens() -> None:
+    cache = TokenCache(clock=time.time, max_entries=10)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    cache.store("expired", Token("expired", "x", "Bearer", datetime.now(UTC) - timedelta(seconds=1), ()))
+    for n in range(10):
+        cache.store(f"i-{n}", Token(f"i-{n}", f"t-{n}", "Bearer", later, ()))
+    assert cache.fresh("i-0", 0) is not None, "the expired token went first"
+    cache.store("i-10", Token("i-10", "t-10", "Bearer", later, ()))
+    kept = [f"i-{n}" for n in range(11) if cache.fresh(f"i-{n}", 0) is not None]
+    assert kept == [f"i-{n}" for n in range(2, 11)], "down to 90% of the bound, the least recently stored first"
+
+
+def test_uuids_are_accepted_as_integration_ids() -> None:
+    seen: list[httpx.Request] = []
+    integration_id = uuid4()
+    with broker(lambda _: httpx.Response(200, json=TOKEN), seen) as client:
+        client.token(integration_id)
+    assert seen[0].url.path == f"/base/token/{integration_id}"
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ def _expiry(token: Token) -> float:
 @dataclass
 class TokenCache:
     clock: Callable[[], float]
+    max_entries: int = 10_000  # a backend serving many integrations keeps memory bounded
     _tokens: dict[str, Token] = field(default_factory=dict)
 
     def fresh(self, integration_id: str, min_ttl: int) -> Token | None:
@@ -34,7 +35,19 @@ class TokenCache:
     def store(self, integration_id: str, token: Token) -> None:
         held = self._tokens.get(integration_id)
         if held is None or _expiry(token) >= _expiry(held):  # a slow answer never replaces a newer token
+            self._tokens.pop(integration_id, None)  # re-inserted last: the dict's order is least recently stored
             self._tokens[integration_id] = token
+            if len(self._tokens) > self.max_entries:
+                self._evict()
+
+    def _evict(self) -> None:
+        """Expired tokens first; if that is not enough, the least recently stored ones, down to 90% of the bound."""
+        now = self.clock()
+        for integration_id in [i for i, token in self._tokens.items() if not token.valid_for(0, now)]:
+            del self._tokens[integration_id]
+        if len(self._tokens) > self.max_entries:
+            for integration_id in list(self._tokens)[: len(self._tokens) - self.max_entries * 9 // 10]:
+                del self._tokens[integration_id]
 
     def replacement(self, integration_id: str, rejected: Token) -> Token | None:
         """A still valid token other than `rejected` (someone refreshed already); else forget `rejected`."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -34,13 +35,15 @@ class AsyncBrokerClient:
         self._retry = retry or RetryPolicy()
         self._tokens = AsyncTokens(TokenCache(clock), self._fetch_token)
 
-    async def token(self, integration_id: str, min_ttl: int = DEFAULT_MIN_TTL, *, force_refresh: bool = False) -> Token:
+    async def token(
+        self, integration_id: str | UUID, min_ttl: int = DEFAULT_MIN_TTL, *, force_refresh: bool = False
+    ) -> Token:
         return await self._tokens.get(str(integration_id), min_ttl, force_refresh)
 
-    async def credentials(self, integration_id: str) -> Credentials:
+    async def credentials(self, integration_id: str | UUID) -> Credentials:
         return parse_credentials(str(integration_id), await self._get(str(integration_id), {}))
 
-    def auth(self, integration_id: str, min_ttl: int = DEFAULT_MIN_TTL) -> AsyncBrokerAuth:
+    def auth(self, integration_id: str | UUID, min_ttl: int = DEFAULT_MIN_TTL) -> AsyncBrokerAuth:
         return AsyncBrokerAuth(self._tokens, str(integration_id), min_ttl)
 
     async def _fetch_token(self, integration_id: str, min_ttl: int, force: bool) -> Token:

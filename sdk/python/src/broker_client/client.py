@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -39,16 +40,18 @@ class BrokerClient:
         self._retry = retry or RetryPolicy()
         self._tokens = SyncTokens(TokenCache(clock), self._fetch_token)
 
-    def token(self, integration_id: str, min_ttl: int = DEFAULT_MIN_TTL, *, force_refresh: bool = False) -> Token:
+    def token(
+        self, integration_id: str | UUID, min_ttl: int = DEFAULT_MIN_TTL, *, force_refresh: bool = False
+    ) -> Token:
         """A token valid at least `min_ttl` more seconds as far as the broker can give one (it caps a `min_ttl`
         no fresh token could meet; check `expires_at`), from the cache when it has one."""
         return self._tokens.get(str(integration_id), min_ttl, force_refresh)
 
-    def credentials(self, integration_id: str) -> Credentials:
+    def credentials(self, integration_id: str | UUID) -> Credentials:
         """The static credentials of an API-key or basic-auth integration (never cached here)."""
         return parse_credentials(str(integration_id), self._get(str(integration_id), {}))
 
-    def auth(self, integration_id: str, min_ttl: int = DEFAULT_MIN_TTL) -> BrokerAuth:
+    def auth(self, integration_id: str | UUID, min_ttl: int = DEFAULT_MIN_TTL) -> BrokerAuth:
         """An auth for httpx.Client and requests: `Authorization: Bearer <token>`, and on a 401 one forced refresh
         and one retry of the request."""
         return BrokerAuth(self._tokens, str(integration_id), min_ttl)
