@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from shared.services.refresh_job import run_refresh_job
-from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, broker_env, connect, in_process_broker, provider_file
+from tests.support.broker_env import BROKER_CLIENT, broker_env, connect, in_process_broker, provider_file
 from tests.support.engine import current, expire, refresh_grants
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 from tests.support.processes import serving_function
@@ -28,12 +28,7 @@ GRACE = 4.0  # seconds between SIGTERM and SIGKILL
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[OidcProvider]:
-    client = {
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "redirect_uris": ["http://127.0.0.1:9/oauth/callback"],
-    }
-    with running_oidc_provider([client], access_token_ttl=600) as running:
+    with running_oidc_provider([BROKER_CLIENT], access_token_ttl=600) as running:
         yield running
 
 

@@ -8,18 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from shared.bootstrap import Container
-from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, broker_env, in_process_broker, provider_file
+from tests.support.broker_env import BROKER_CLIENT, broker_env, in_process_broker, provider_file
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 
 
 @pytest.fixture(scope="package")
 def provider() -> Iterator[OidcProvider]:
-    client = {
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "redirect_uris": ["http://127.0.0.1:9/oauth/callback"],
-    }
-    with running_oidc_provider([client], access_token_ttl=600) as running:
+    with running_oidc_provider([BROKER_CLIENT], access_token_ttl=600) as running:
         yield running
 
 

@@ -21,6 +21,8 @@ CLIENT_SECRET = "broker-test-secret-value"
 PROJECT = "refresh-test"
 DATA_KEY = base64.b64encode(b"r" * 32).decode()
 BASE = "http://127.0.0.1:9"  # the callback is never requested: tests hand its query to the flow directly
+# The broker's client at oidc-provider (running_oidc_provider([BROKER_CLIENT], ...)).
+BROKER_CLIENT = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [BASE + "/oauth/callback"]}
 
 
 def provider_file(directory: Path, issuer: str, *, lifetime: int = 3600, extra: dict[str, str] | None = None) -> Path:
