@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -53,6 +54,7 @@ AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "pk": "pk_%(table_name)s",
@@ -178,3 +180,92 @@ class VaultSecretVersionRow(Base):
     destroyed_at: Mapped[datetime | None]
 
     __table_args__ = (CheckConstraint("version >= 1", name="version"),)
+
+
+# The outbox (shared/domain/events.py): one row per event, written in the transaction of its state change.
+UNDISPATCHED = text("dispatched_at IS NULL")
+PENDING_DELIVERY = text("status = 'pending'")
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)  # commit order per integration
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)  # the event id (UUIDv7), `webhook-id`
+    type: Mapped[str] = mapped_column(String(64))
+    integration_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    entity_id: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dispatched_at: Mapped[datetime | None]  # when the dispatcher made its deliveries (one per destination)
+
+    __table_args__ = (
+        Index("ix_events_integration", "integration_id", "seq"),
+        Index("ix_events_entity", "entity_id", "seq"),
+        Index("ix_events_occurred_at", "occurred_at"),  # retention
+        Index("ix_events_undispatched", "seq", postgresql_where=UNDISPATCHED, sqlite_where=UNDISPATCHED),
+    )
+
+
+class EventDeliveryRow(Base):
+    """One event to one destination (a webhook endpoint, the Pub/Sub topic)."""
+
+    __tablename__ = "event_deliveries"
+
+    event_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.seq", ondelete="CASCADE"), primary_key=True)
+    destination: Mapped[str] = mapped_column(String(80), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime]
+    give_up_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in DELIVERY_STATUSES)})", name="status"),
+        Index(
+            "ix_event_deliveries_due",
+            "destination",
+            "next_attempt_at",
+            postgresql_where=PENDING_DELIVERY,
+            sqlite_where=PENDING_DELIVERY,
+        ),
+    )
+
+
+class EventAttemptRow(Base):
+    __tablename__ = "event_attempts"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.seq", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(80))
+    attempted_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | failed | refused
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(200))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_event_attempts_event", "event_seq", "id"),)
+
+
+class EventDestinationRow(Base):
+    """A destination's health, shared by every dispatcher: its circuit breaker, and Pub/Sub's publisher lease."""
+
+    __tablename__ = "event_destinations"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(2048))  # an endpoint without its query, or the topic
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    open_until: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

@@ -10,10 +10,10 @@ from uuid import UUID
 from sqlalchemy import Engine, delete, or_, select, tuple_, update
 
 from shared.adapters.orm import IntegrationRow
-from shared.adapters.sql_repositories import _write_events, to_integration
-from shared.domain.models import AuditEvent, Integration, Status
+from shared.adapters.sql_repositories import to_integration, write_records
+from shared.domain.models import Integration, Status
 from shared.domain.pagination import Cursor
-from shared.domain.ports import Clock
+from shared.domain.ports import Clock, Record
 
 # What the API may change; the credential and refresh columns belong to the connect flow and the refresh engine.
 UPDATABLE = frozenset({"label", "config", "status", "last_sync_at", "lease_owner", "lease_until"})
@@ -44,7 +44,7 @@ class SqlIntegrationAdmin:
         integration_id: UUID,
         entity_id: str,
         values: Mapping[str, Any],
-        events: Sequence[AuditEvent] = (),
+        events: Sequence[Record] = (),
         *,
         when_status: Collection[str] | None = None,
         fence: bool = False,
@@ -65,11 +65,12 @@ class SqlIntegrationAdmin:
             row = conn.execute(statement.values(**changes).returning(IntegrationRow)).one_or_none()
             if row is None:
                 return None
-            _write_events(conn, events, now)
-        return to_integration(row)
+            stored = to_integration(row)
+            write_records(conn, events, stored, now)
+        return stored
 
     def record_sync(
-        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[AuditEvent]
+        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[Record]
     ) -> Integration | None:
         # The rate limit is in the WHERE clause: of concurrent requests, the first UPDATE to take the row lock
         # wins; the others re-evaluate it against the new last_sync_at (PostgreSQL) or wait their turn (SQLite).
@@ -88,15 +89,18 @@ class SqlIntegrationAdmin:
             row = conn.execute(statement).one_or_none()
             if row is None:
                 return None
-            _write_events(conn, events, at)
-        return to_integration(row)
+            stored = to_integration(row)
+            write_records(conn, events, stored, at)
+        return stored
 
-    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
-        statement = delete(IntegrationRow).where(
-            IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id
+    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[Record] = ()) -> bool:
+        statement = (
+            delete(IntegrationRow)
+            .where(IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id)
+            .returning(IntegrationRow)
         )
         with self._engine.begin() as conn:
-            removed = conn.execute(statement).rowcount > 0
-            if removed:
-                _write_events(conn, events, self._clock.now())
-        return removed
+            row = conn.execute(statement).one_or_none()
+            if row is not None:
+                write_records(conn, events, to_integration(row), self._clock.now())
+        return row is not None

@@ -18,9 +18,10 @@ from sqlalchemy import Engine, and_, case, insert, or_, select, update
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.orm import IntegrationRow as R
-from shared.adapters.sql_repositories import load_integration, to_integration
+from shared.adapters.sql_repositories import insert_outbox, load_integration, to_integration
+from shared.domain.events import materialise
 from shared.domain.models import AuditEvent, Integration, Status
-from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE
+from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE, Transitions, no_transitions
 
 # What pinning a settled version clears: the pending copy and the lease.
 PINNED = dict.fromkeys(("pending_secret_ciphertext", "pending_secret_key_version", "lease_owner", "lease_until"))
@@ -113,12 +114,14 @@ class SqlRefreshStore:
         bump: bool,
         extend: timedelta | None = None,
         status: str = KEEP_STATUS,
+        transitions: Transitions = no_transitions,
     ) -> Integration | None:
         """Apply `values` if the fencing counter is still `expected_version` and `owner` still holds the lease
         (bumping the counter for new credentials); None when fenced out. The lease is released, or with `extend`
         renewed for that long from now (a slow step follows). `status` REAUTH_IF_ACTIVE moves an active row to
         reauth_required and leaves any other status (a user's `inactive`) alone; a refresh never sets one
-        otherwise. Audit events land in the same transaction."""
+        otherwise. Audit events, and the outbox events `transitions` finds in the row as written, land in the
+        same transaction."""
         assignments: dict[str, Any] = {**values, "updated_at": now}
         if bump:
             assignments["credential_version"] = expected_version + 1
@@ -140,8 +143,10 @@ class SqlRefreshStore:
             if row is None:
                 self._release(conn, integration_id, owner)
                 return None
+            stored = to_integration(row)
             _events(conn, events, now)
-        return to_integration(row)
+            insert_outbox(conn, [materialise(spec, stored, now) for spec in transitions(stored)])
+        return stored
 
     def pin(
         self, integration: Integration, owner: str, version: int, events: list[AuditEvent], now: datetime

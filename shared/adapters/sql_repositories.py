@@ -11,9 +11,10 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.adapters.orm import AuditEventRow, IntegrationRow, OAuthStateRow
+from shared.adapters.orm import AuditEventRow, EventRow, IntegrationRow, OAuthStateRow
+from shared.domain.events import EventSpec, OutboxEvent, materialise
 from shared.domain.models import AuditEvent, CredentialType, Integration, OAuthState, Status
-from shared.domain.ports import Clock
+from shared.domain.ports import Clock, Record
 from shared.errors import Conflict, NotFound
 
 INTEGRATION_FIELDS = tuple(f.name for f in dataclasses.fields(Integration))
@@ -46,6 +47,23 @@ def _write_events(conn: Connection, events: Sequence[AuditEvent], now: datetime)
         conn.execute(insert(AuditEventRow), [{**dataclasses.asdict(e), "occurred_at": now} for e in events])
 
 
+def write_records(conn: Connection, records: Sequence[Record], row: Integration, now: datetime) -> None:
+    """Audit events and outbox events of one state change, in its transaction; outbox events are completed from
+    `row`, the integration as this transaction wrote it (or, for a removal, as it was last)."""
+    _write_events(conn, [r for r in records if isinstance(r, AuditEvent)], now)
+    insert_outbox(conn, [materialise(r, row, now) for r in records if isinstance(r, EventSpec)])
+
+
+def insert_outbox(conn: Connection, events: Sequence[OutboxEvent]) -> None:
+    if events:
+        rows = [
+            {"id": e.id, "type": e.type, "integration_id": e.integration_id, "entity_id": e.entity_id,
+             "provider": e.provider, "occurred_at": e.occurred_at, "data": e.data}
+            for e in events
+        ]  # fmt: skip
+        conn.execute(insert(EventRow), rows)
+
+
 def load_integration(engine: Engine, integration_id: UUID, entity_id: str | None = None) -> Integration | None:
     """One row by primary key (scoped to `entity_id` when given): the token hot path's single read."""
     query = select(IntegrationRow).where(IntegrationRow.id == integration_id)
@@ -74,15 +92,15 @@ class SqlIntegrationRepository:
             row = conn.execute(query).one_or_none()
         return to_integration(row) if row else None
 
-    def add(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> None:
+    def add(self, integration: Integration, events: Sequence[Record] = ()) -> None:
         try:
             with self._engine.begin() as conn:
                 conn.execute(insert(IntegrationRow).values(**_integration_values(integration)))
-                _write_events(conn, events, self._clock.now())
+                write_records(conn, events, integration, self._clock.now())
         except IntegrityError:
             raise Conflict("this account is already connected", code="already_connected") from None
 
-    def replace_credentials(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> Integration:
+    def replace_credentials(self, integration: Integration, events: Sequence[Record] = ()) -> Integration:
         now = self._clock.now()
         values = {name: getattr(integration, name) for name in CREDENTIAL_FIELDS}
         values["status"] = integration.status.value
@@ -96,8 +114,9 @@ class SqlIntegrationRepository:
             row = conn.execute(statement).one_or_none()
             if row is None:
                 raise NotFound("integration not found", code="integration_not_found")
-            _write_events(conn, events, now)
-        return to_integration(row)
+            stored = to_integration(row)
+            write_records(conn, events, stored, now)
+        return stored
 
 
 class SqlOAuthStateRepository:

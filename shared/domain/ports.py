@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+from shared.domain.events import EventSpec
 from shared.domain.models import AuditEvent, Integration, OAuthState
 from shared.domain.oauth import TokenRequest, TokenSet
 from shared.domain.pagination import Cursor
 from shared.domain.revocation import RevocationRequest
 from shared.providers.catalog import Provider
+
+# What a state change records in its own transaction: audit events, and events for the outbox (completed from the
+# row as written: shared.domain.events.materialise). An event is written if and only if its change commits.
+Record = AuditEvent | EventSpec
+Transitions = Callable[[Integration], Sequence[EventSpec]]  # the row as written -> the events it makes
+
+
+def no_transitions(_row: Integration) -> Sequence[EventSpec]:
+    return ()
 
 
 class SecretStore(Protocol):
@@ -85,11 +95,11 @@ class IntegrationRepository(Protocol):
 
     def find_account(self, entity_id: str, provider: str, subject: str) -> Integration | None: ...
 
-    def add(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> None:
-        """Insert the row and its audit events in one transaction; Conflict when the account is already there."""
+    def add(self, integration: Integration, events: Sequence[Record] = ()) -> None:
+        """Insert the row and its records in one transaction; Conflict when the account is already there."""
         ...
 
-    def replace_credentials(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> Integration:
+    def replace_credentials(self, integration: Integration, events: Sequence[Record] = ()) -> Integration:
         """Overwrite credentials and identity, bumping the fencing counter, so in-flight refreshes of the old
         credentials cannot write afterwards; returns the stored row. NotFound when the row is gone."""
         ...
@@ -110,7 +120,7 @@ class IntegrationAdmin(Protocol):
         integration_id: UUID,
         entity_id: str,
         values: Mapping[str, Any],
-        events: Sequence[AuditEvent] = (),
+        events: Sequence[Record] = (),
         *,
         when_status: Collection[str] | None = None,
         fence: bool = False,
@@ -121,15 +131,16 @@ class IntegrationAdmin(Protocol):
         ...
 
     def record_sync(
-        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[AuditEvent]
+        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[Record]
     ) -> Integration | None:
         """Set `last_sync_at = at` and write `events` in one conditional UPDATE: only while the status is active
         and the previous request (if any) is not later than `after`, so concurrent callers cannot all pass the
         check. None when no row matched (missing, not active, or requested too recently)."""
         ...
 
-    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
-        """Delete the row and write `events` in one transaction; False when there was no such row."""
+    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[Record] = ()) -> bool:
+        """Delete the row and write `events` (events from the row's last state) in one transaction; False when
+        there was no such row."""
         ...
 
 
@@ -209,7 +220,10 @@ class RefreshStore(Protocol):
         bump: bool,
         extend: timedelta | None = None,
         status: str = KEEP_STATUS,
-    ) -> Integration | None: ...
+        transitions: Transitions = no_transitions,
+    ) -> Integration | None:
+        """`transitions` gets the row as written, inside the transaction; the events it returns are written there."""
+        ...
 
     def pin(
         self, integration: Integration, owner: str, version: int, events: list[AuditEvent], now: datetime

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from shared.domain.envelope import Keyring
+from shared.domain.events import CONNECTED, RECONNECTED, EventSpec
 from shared.domain.models import (
     Account,
     AuditEvent,
@@ -17,7 +18,7 @@ from shared.domain.models import (
     secret_id_for,
 )
 from shared.domain.oauth import TokenSet
-from shared.domain.ports import Clock, IntegrationRepository, SecretStore
+from shared.domain.ports import Clock, IntegrationRepository, Record, SecretStore
 from shared.errors import Conflict, NotFound
 from shared.providers.catalog import Provider
 
@@ -121,10 +122,12 @@ def store_connection(
 
     action = "oauth.reconnect" if existing else "oauth.connect"
     detail = {"scopes": integration.granted_scopes, "refreshable": integration.secret_ref is not None}
-    events = [
+    facts = {"refreshable": integration.secret_ref is not None, "scopes": list(integration.granted_scopes)}
+    events: list[Record] = [
         AuditEvent(
             f"entity:{record.entity_id}", action, "success", record.entity_id, integration.id, provider.id, detail
-        )
+        ),
+        EventSpec(RECONNECTED if existing else CONNECTED, None, facts),
     ]
     try:
         stored = _write_row(integrations, integration, existing is not None, events)
@@ -138,7 +141,7 @@ def store_connection(
 
 
 def _write_row(
-    integrations: IntegrationRepository, integration: Integration, exists: bool, events: Sequence[AuditEvent]
+    integrations: IntegrationRepository, integration: Integration, exists: bool, events: Sequence[Record]
 ) -> Integration:
     if exists:
         return integrations.replace_credentials(integration, events)

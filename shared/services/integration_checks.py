@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from shared.domain.events import REAUTH_REQUIRED, RECOVERED, UPDATED, EventSpec
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status
 from shared.errors import BrokerError, ProviderError, SecretNotFound
 from shared.services.credentials import ACCESS_TOKEN_PURPOSE
@@ -59,7 +60,7 @@ def check_integration(service: IntegrationService, entity_id: str, integration_i
     )  # fmt: skip
     if check.new_status is not None and check.new_status != integration.status:
         updated = service.admin.update(
-            integration.id, entity_id, {"status": check.new_status.value}, [event],
+            integration.id, entity_id, {"status": check.new_status.value}, [event, _status_event(check)],
             when_status={integration.status.value},
         )  # fmt: skip
         if updated is None:  # changed meanwhile (deleted, patched, refreshed): report it as it is now
@@ -67,6 +68,16 @@ def check_integration(service: IntegrationService, entity_id: str, integration_i
         return CheckResult(updated, check)
     service.audit.record(event)
     return CheckResult(integration, check)
+
+
+def _status_event(check: Check) -> EventSpec:
+    """The event of a status the check set: reauth_required, back to active (recovered), or another (updated)."""
+    reason = f"check_{check.result}"
+    if check.new_status == Status.REAUTH_REQUIRED:
+        return EventSpec(REAUTH_REQUIRED, reason)
+    if check.new_status == Status.ACTIVE:
+        return EventSpec(RECOVERED, None)
+    return EventSpec(UPDATED, reason, {"fields": ["status"]})
 
 
 def _check_oauth(service: IntegrationService, integration: Integration) -> Check:

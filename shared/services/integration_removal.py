@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from shared.domain.events import DELETED, EventSpec
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status, secret_id_for
 from shared.domain.revocation import Tokens
 from shared.errors import BrokerError, SecretStoreUnavailable
@@ -66,7 +67,8 @@ def remove_integration(service: IntegrationService, entity_id: str, integration_
                 "the secret store could not delete this integration's secret; it is marked revoked, retry DELETE"
             ) from None
     deleted = _event(entity_id, fenced, "integration.delete", revocation, outcome="success")
-    if not service.admin.remove(integration_id, entity_id, [deleted]):
+    gone = EventSpec(DELETED, None, {"revocation": revocation.outcome})
+    if not service.admin.remove(integration_id, entity_id, [deleted, gone]):
         raise not_found()  # removed by a concurrent DELETE meanwhile
     return Removal(integration_id, revocation)
 

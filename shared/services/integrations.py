@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from shared.config import Settings
 from shared.domain.envelope import Keyring
+from shared.domain.events import CONNECTED, SYNC_REQUESTED, UPDATED, EventSpec, utc_timestamp
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status, secret_id_for
 from shared.domain.pagination import Cursor as PageCursor
 from shared.domain.pagination import decode_cursor, encode_cursor, filters_key
@@ -131,7 +132,7 @@ class IntegrationService:
         detail = {"credential_type": provider.auth_mode, "fields": sorted(request.credentials)}
         event = _event(entity_id, "integration.create", "success", integration, detail)
         try:
-            self.integrations.add(integration, [event])
+            self.integrations.add(integration, [event, EventSpec(CONNECTED, None, {"refreshable": False})])
         except BaseException:
             _delete_quietly(self.secrets, secret_ref)
             raise
@@ -168,7 +169,8 @@ class IntegrationService:
             {"fields": sorted(values), **({"status": values["status"]} if "status" in values else {})},
         )  # fmt: skip
         when = SWITCHABLE if "status" in values else None
-        updated = self.admin.update(integration_id, entity_id, values, [event], when_status=when)
+        changed = EventSpec(UPDATED, None, {"fields": sorted(values)})
+        updated = self.admin.update(integration_id, entity_id, values, [event, changed], when_status=when)
         if updated is not None:
             return updated
         current = self.get(entity_id, integration_id)  # NotFound when it is not the caller's
@@ -185,8 +187,11 @@ class IntegrationService:
         now = self.clock.now()
         _check_syncable(current, now)
         event = _event(entity_id, "integration.sync_requested", "success", current, {})
+        requested = EventSpec(SYNC_REQUESTED, None, {"requested_at": utc_timestamp(now)})
         # The check above only saves a write; this conditional UPDATE is what holds under concurrent requests.
-        updated = self.admin.record_sync(integration_id, entity_id, now, after=now - SYNC_MIN_INTERVAL, events=[event])
+        updated = self.admin.record_sync(
+            integration_id, entity_id, now, after=now - SYNC_MIN_INTERVAL, events=[event, requested]
+        )
         if updated is not None:
             return updated
         _check_syncable(self.get(entity_id, integration_id), now)  # says why: another request won, or a state change

@@ -29,6 +29,7 @@ from typing import Any
 from shared.config import Settings
 from shared.domain import oauth
 from shared.domain.envelope import Keyring
+from shared.domain.events import refresh_transitions
 from shared.domain.models import Integration
 from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
 from shared.domain.refresh import should_refresh
@@ -191,6 +192,7 @@ class Refresher:
         stored = self.store.write(
             integration.id, integration.credential_version, lease.owner, values, [event], now,
             bump=True, extend=self.lease if pending is not None else None,
+            transitions=lambda written: refresh_transitions(integration, written),
         )  # fmt: skip
         if stored is None:
             # Fenced out (a reconnect, a delete or another worker landed first): this worker wrote nothing. If the

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from shared.domain.events import refresh_transitions
 from shared.domain.models import AuditEvent, Integration
 from shared.domain.ports import REAUTH_IF_ACTIVE, RefreshStore
 from shared.domain.refresh import backoff, classify_failure
@@ -51,7 +52,7 @@ def record_failure(
         event = refresh_event(integration, "token.refresh", "reauth_required", {"error": error.oauth_error})
         stored = store.write(
             integration.id, integration.credential_version, owner, values, [event], now,
-            bump=False, status=REAUTH_IF_ACTIVE,
+            bump=False, status=REAUTH_IF_ACTIVE, transitions=lambda written: refresh_transitions(integration, written),
         )  # fmt: skip
         if stored is not None:
             log.warning("%s needs reauthorisation: %s", integration.id, error.oauth_error, extra=fields(
@@ -66,7 +67,10 @@ def record_failure(
     event = refresh_event(
         integration, "token.refresh", "failure", {"error": error.oauth_error, "failures": failures, "kind": kind}
     )
-    stored = store.write(integration.id, integration.credential_version, owner, values, [event], now, bump=False)
+    stored = store.write(
+        integration.id, integration.credential_version, owner, values, [event], now,
+        bump=False, transitions=lambda written: refresh_transitions(integration, written),
+    )  # fmt: skip
     return RefreshResult("transient", stored, error.oauth_error, (retry_at - now).total_seconds())
 
 

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from shared.domain.events import EventSpec, OutboxEvent, materialise
 from shared.domain.models import AuditEvent, Integration, OAuthState, Status
+from shared.domain.ports import Record
 from shared.domain.oauth import TokenRequest, TokenSet
 from shared.domain.revocation import RevocationRequest
 from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound, SecretStoreUnavailable
@@ -69,7 +71,13 @@ class MemoryIntegrations:
     def __init__(self) -> None:
         self.rows: dict[UUID, Integration] = {}
         self.events: list[AuditEvent] = []
+        self.outbox: list[OutboxEvent] = []
         self.fail_next_write = False
+
+    def record(self, records: Sequence[Record], row: Integration) -> None:
+        self.events.extend(r for r in records if isinstance(r, AuditEvent))
+        now = datetime.now(UTC)
+        self.outbox.extend(materialise(r, row, now) for r in records if isinstance(r, EventSpec))
 
     def _maybe_fail(self) -> None:
         if self.fail_next_write:
@@ -88,21 +96,21 @@ class MemoryIntegrations:
                 return dataclasses.replace(row)
         return None
 
-    def add(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> None:
+    def add(self, integration: Integration, events: Sequence[Record] = ()) -> None:
         self._maybe_fail()
         subject = integration.account_subject
         if subject and self.find_account(integration.entity_id, integration.provider, subject):
             raise Conflict("already connected", code="already_connected")
         self.rows[integration.id] = dataclasses.replace(integration)
-        self.events.extend(events)
+        self.record(events, integration)
 
-    def replace_credentials(self, integration: Integration, events: Sequence[AuditEvent] = ()) -> Integration:
+    def replace_credentials(self, integration: Integration, events: Sequence[Record] = ()) -> Integration:
         self._maybe_fail()
         if integration.id not in self.rows:
             raise NotFound("gone")
         stored = dataclasses.replace(integration, credential_version=self.rows[integration.id].credential_version + 1)
         self.rows[integration.id] = stored
-        self.events.extend(events)
+        self.record(events, stored)
         return dataclasses.replace(stored)
 
 
@@ -195,7 +203,7 @@ class MemoryIntegrationAdmin:
         integration_id: UUID,
         entity_id: str,
         values: Mapping[str, Any],
-        events: Sequence[AuditEvent] = (),
+        events: Sequence[Record] = (),
         *,
         when_status: Any = None,
         fence: bool = False,
@@ -211,11 +219,11 @@ class MemoryIntegrationAdmin:
         if fence:
             updated.credential_version += 1
         self.store.rows[integration_id] = updated
-        self.store.events.extend(events)
+        self.store.record(events, updated)
         return dataclasses.replace(updated)
 
     def record_sync(
-        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[AuditEvent]
+        self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[Record]
     ) -> Integration | None:
         self.store._maybe_fail()
         row = self.store.get(integration_id, entity_id)
@@ -223,15 +231,16 @@ class MemoryIntegrationAdmin:
             return None
         updated = dataclasses.replace(row, last_sync_at=at, updated_at=at)
         self.store.rows[integration_id] = updated
-        self.store.events.extend(events)
+        self.store.record(events, updated)
         return dataclasses.replace(updated)
 
-    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[AuditEvent] = ()) -> bool:
+    def remove(self, integration_id: UUID, entity_id: str, events: Sequence[Record] = ()) -> bool:
         self.store._maybe_fail()
-        if self.store.get(integration_id, entity_id) is None:
+        row = self.store.get(integration_id, entity_id)
+        if row is None:
             return False
         del self.store.rows[integration_id]
-        self.store.events.extend(events)
+        self.store.record(events, row)
         return True
 
 
