@@ -22,6 +22,8 @@ from shared.domain.ports import (
     AuditLog,
     Authenticator,
     Clock,
+    EventSink,
+    EventStore,
     IntegrationAdmin,
     IntegrationRepository,
     OAuthStateRepository,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.services.connect import ConnectFlow
+    from shared.services.dispatcher import Dispatcher
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
     from shared.services.refresh import Refresher
@@ -209,6 +212,33 @@ class Container:
             catalog=self.catalog, settings=self.settings, directory=self.directory, revoker=self.token_endpoint,
             stopping=stopping,
         )  # fmt: skip
+
+    @cached_property
+    def event_store(self) -> EventStore:
+        from shared.adapters.sql_events import SqlEventStore
+
+        return SqlEventStore(self.engine)
+
+    @cached_property
+    def event_sinks(self) -> list[EventSink]:
+        """WEBHOOK_URLS (through the egress session) and PUBSUB_TOPIC; the Pub/Sub client is built on first use."""
+        from shared.adapters.webhook_sink import WebhookSink
+
+        s = self.settings
+        sinks: list[EventSink] = [WebhookSink(url, s.webhook_keys, self.egress) for url in s.webhook_urls]
+        if s.pubsub_topic:
+            from shared.adapters.pubsub_sink import PubSubSink
+
+            sinks.append(PubSubSink(s.pubsub_topic))
+        return sinks
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        from shared.lifecycle import stopping
+        from shared.services.dispatcher import Dispatcher
+
+        window = timedelta(hours=self.settings.events_retry_hours)
+        return Dispatcher(self.event_store, self.event_sinks, self.clock, window, stopping=stopping)
 
     @cached_property
     def google_id_tokens(self) -> GoogleIdTokens:

@@ -26,11 +26,15 @@ from shared.config_values import (
 )
 from shared.domain.egress import EgressPolicy, parse_networks
 from shared.domain.models import ClientCredentials
-from shared.domain.urls import check_url, normalise_web_url
+from shared.domain.urls import MAX_URL_LENGTH, check_url, normalise_web_url
+from shared.domain.webhooks import parse_secret
 from shared.errors import ConfigurationError
 
 SECRET_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")  # all patterns here: fullmatch
 DATA_KEY_SECRET_RE = re.compile(r"projects/[^/\s]+/secrets/[A-Za-z0-9_-]+/versions/[1-9][0-9]*")
+# Pub/Sub's own rules: project ids 6-30 characters; topic names 3-255, starting with a letter, not `goog`.
+PUBSUB_TOPIC_RE = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
+MAX_WEBHOOKS = 10
 
 CommaList = Annotated[list[str], NoDecode]
 Environment = Literal["development", "production"]
@@ -97,6 +101,10 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(1000, ge=1, le=10000)
     retention_max_batches: int = Field(10, ge=1, le=1000)
     sweep_max_secrets: int = Field(20, ge=0, le=1000)
+    webhook_urls: CommaList = []
+    webhook_secrets: Annotated[list[SecretStr], NoDecode] = []
+    pubsub_topic: str | None = None
+    events_retry_hours: int = Field(24, ge=1, le=168)
 
     _clients: dict[str, ClientCredentials] = PrivateAttr(default_factory=dict)
 
@@ -107,9 +115,10 @@ class Settings(BaseSettings):
         "token_invokers",
         "allowed_cidrs",
         "egress_allowed_networks",
+        "webhook_urls",
         mode="before",
     )(split_list)
-    _split_keys = field_validator("internal_api_keys", mode="before")(split_api_keys)
+    _split_keys = field_validator("internal_api_keys", "webhook_secrets", mode="before")(split_api_keys)
 
     @field_validator("secret_prefix")
     @classmethod
@@ -182,6 +191,38 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {value!r} is not an IP network (e.g. 10.8.0.0/16)") from None
         return values
 
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, values: list[str]) -> list[str]:
+        if len(values) > MAX_WEBHOOKS:
+            raise ValueError(f"at most {MAX_WEBHOOKS} endpoints")
+        for number, value in enumerate(values, start=1):
+            problem = "is too long" if len(value) > MAX_URL_LENGTH else check_url(value)
+            if problem:
+                raise ValueError(f"endpoint {number} {problem}")
+        if len(set(values)) != len(values):
+            raise ValueError("an endpoint is listed twice")
+        return values
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _webhook_secrets(cls, values: list[SecretStr]) -> list[SecretStr]:
+        for number, secret in enumerate(values, start=1):
+            try:
+                parse_secret(secret.get_secret_value())
+            except ValueError as problem:
+                raise ValueError(f"secret {number} of {len(values)} {problem}") from None
+        return values
+
+    @field_validator("pubsub_topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not PUBSUB_TOPIC_RE.fullmatch(value):
+            raise ValueError("must be projects/<project id>/topics/<topic name>")
+        return value
+
     @field_validator("internal_api_keys")
     @classmethod
     def _api_keys(cls, values: list[SecretStr]) -> list[SecretStr]:
@@ -211,6 +252,8 @@ class Settings(BaseSettings):
             problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
         if self.instance_connection_name and not self.db_user:
             problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
+        if self.webhook_urls and not self.webhook_secrets:
+            problems.append("WEBHOOK_SECRETS: required with WEBHOOK_URLS (every delivery is signed)")
         if self.auth_mode == "oidc" and not (self.auth_issuer and self.auth_audience):
             problems.append("AUTH_ISSUER and AUTH_AUDIENCE: both are required when AUTH_MODE=oidc")
         if self.environment == "production":
@@ -243,6 +286,9 @@ class Settings(BaseSettings):
             problems.append("PUBLIC_BASE_URL: production needs the broker's public https origin")
         if self.secret_manager_endpoint:
             problems.append("SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused in production")
+        plain = [n for n, url in enumerate(self.webhook_urls, start=1) if not url.startswith("https://")]
+        if plain:
+            problems.append(f"WEBHOOK_URLS: production delivers over https only (endpoint {plain[0]} is http)")
         return problems
 
     @property
@@ -264,6 +310,10 @@ class Settings(BaseSettings):
 
     def model_post_init(self, context: object, /) -> None:
         self._clients.update(read_clients(os.environ))
+
+    @property
+    def webhook_keys(self) -> list[bytes]:
+        return [parse_secret(secret.get_secret_value()) for secret in self.webhook_secrets]
 
     def provider_credentials(self, provider_id: str) -> ClientCredentials | None:
         """The `<PROVIDER>_CLIENT_ID` / `_CLIENT_SECRET` pair captured when the settings were read."""

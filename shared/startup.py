@@ -25,6 +25,8 @@ def problems(
     `token_callers`: this is token_fetch, which must know its callers in production (only it is given the keys).
     """
     found = [*client_problems(catalog, environ, client_secrets=client_secrets), *egress_problems(settings, catalog)]
+    if settings.is_production and settings.pubsub_topic and environ.get("PUBSUB_EMULATOR_HOST"):
+        found.append("PUBSUB_EMULATOR_HOST: an emulator is refused in production (PUBSUB_TOPIC is set)")
     return [*settings.token_caller_problems(), *found] if token_callers else found
 
 
@@ -75,6 +77,9 @@ def egress_problems(settings: Settings, catalog: Catalog) -> list[str]:
         url = getattr(settings, name)
         if url and (reason := policy.url_refusal(url)):
             found.append(f"{name.upper()}: its host is {reason}; {EGRESS_HINT}")
+    for number, url in enumerate(settings.webhook_urls, start=1):
+        if reason := policy.url_refusal(url):
+            found.append(f"WEBHOOK_URLS: the host of endpoint {number} is {reason}; {EGRESS_HINT}")
     return found
 
 

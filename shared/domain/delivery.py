@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from shared.domain.events import OutboxEvent
 from shared.domain.refresh import backoff
 
 Verdict = Literal["delivered", "retry", "refused"]
@@ -76,3 +77,34 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, min((when - now).total_seconds(), 86400.0))
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where events go: `key` names it in the database (`webhook:<digest of the URL>`, `pubsub`), `target` is
+    what an operator sees (an endpoint without its query, or the topic)."""
+
+    key: str
+    kind: Literal["webhook", "pubsub"]
+    target: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """One attempt: the HTTP status when there was an answer, an error code when there was none."""
+
+    verdict: Verdict
+    http_status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed delivery of one event to one destination."""
+
+    event: OutboxEvent
+    destination: str
+    attempts: int  # before this one
+    give_up_at: datetime
