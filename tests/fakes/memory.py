@@ -10,8 +10,8 @@ from uuid import UUID
 
 from shared.domain.events import EventSpec, OutboxEvent, materialise
 from shared.domain.models import AuditEvent, Integration, OAuthState, Status
-from shared.domain.ports import Record
 from shared.domain.oauth import TokenRequest, TokenSet
+from shared.domain.ports import Record
 from shared.domain.revocation import RevocationRequest
 from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound, SecretStoreUnavailable
 from shared.providers.catalog import Provider
