@@ -41,7 +41,7 @@ def integration(**fields) -> Integration:
             {"consecutive_failures": 2},
             {"status": Status.REAUTH_REQUIRED, "consecutive_failures": 2},
             ["integration.reauth_required"],
-        ),  # fmt: skip
+        ),
         ({}, {"status": Status.INACTIVE, "consecutive_failures": 0}, []),  # a user's inactive: not the engine's
     ],
 )
