@@ -39,8 +39,11 @@ def next_wake(engine) -> datetime | None:
         return None
     (state,) = SqlEventStore(engine).states([pending[0].destination])
     held = state.open_until or datetime.min.replace(tzinfo=UTC)
-    return min(row.next_attempt_at if row.next_attempt_at >= row.give_up_at else max(row.next_attempt_at, held)
-               for row in pending)  # fmt: skip
+    wakes: list[datetime] = [
+        row.next_attempt_at if row.next_attempt_at >= row.give_up_at else max(row.next_attempt_at, held)
+        for row in pending
+    ]
+    return min(wakes)
 
 
 def test_500_then_429_with_retry_after_then_200_is_delivered_once_with_every_attempt_recorded(db_engine, clock):
