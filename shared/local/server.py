@@ -50,7 +50,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/providers", "functions.integrations", "integrations", ("GET", "OPTIONS")),
     Route("/token/<integration_id>", "functions.token_fetch", "token_fetch", ("GET",)),
     Route("/refresh", "functions.token_refresh", "token_refresh", ("POST",)),
+    Route("/dispatch", "functions.token_refresh", "token_refresh", ("POST",)),
 )
+LOCAL_DISPATCH_INTERVAL = 1.0  # seconds: `make run` delivers an event within a few seconds of its change
 
 
 def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -> flask.Flask:
@@ -92,9 +94,28 @@ class PathOnlyRequestHandler(WSGIRequestHandler):
         self.log("info", '"%s %s" %s %s', self.command, path, code, size)
 
 
+def start_local_dispatcher(container: Container, interval: float = LOCAL_DISPATCH_INTERVAL) -> threading.Thread | None:
+    """Stand in for the events schedule during `make run`: dispatch every `interval` seconds, in process, when
+    WEBHOOK_URLS or PUBSUB_TOPIC give events somewhere to go."""
+    if not container.event_sinks:
+        return None
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            counts = container.dispatcher.run_safely(budget=5.0)
+            if any(counts.get(key) for key in ("delivered", "retried", "dead", "error")):
+                log.info("events: %s", counts)
+
+    thread = threading.Thread(target=loop, name="local-dispatcher", daemon=True)
+    thread.start()
+    return thread
+
+
 def start_local_scheduler(container: Container) -> threading.Thread | None:
     """Stand in for Cloud Scheduler during `make run`: run the refresh job (and its housekeeping) every
-    LOCAL_REFRESH_INTERVAL seconds."""
+    LOCAL_REFRESH_INTERVAL seconds, and the event dispatcher every second."""
+    start_local_dispatcher(container)
     interval = container.settings.local_refresh_interval
     if interval <= 0:
         return None

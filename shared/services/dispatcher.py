@@ -25,10 +25,13 @@ from datetime import timedelta
 
 from shared.domain.delivery import Delivery, SendResult, next_attempt
 from shared.domain.ports import Clock, EventSink, EventStore
+from shared.errors import BrokerError
 
 log = logging.getLogger("broker.events")
 
 SUMMARY = ("fanned_out", "delivered", "retried", "dead")
+DISPATCH_BUDGET = 45.0  # seconds a scheduled dispatch (POST /dispatch, every minute) claims for
+AFTER_REFRESH_BUDGET = 10.0  # seconds a refresh job run dispatches for, after its housekeeping
 
 
 def _never() -> bool:
@@ -79,6 +82,15 @@ class Dispatcher:
         summary = {key: counts[key] for key in SUMMARY}
         summary["duration_ms"] = int((time.monotonic() - started) * 1000)
         return summary
+
+    def run_safely(self, budget: float) -> dict[str, int | str]:
+        """`run` that never fails its caller (the refresh job): a failure is an `error` code, the next run retries."""
+        try:
+            return dict(self.run(budget))
+        except Exception as exc:  # noqa: BLE001 - e.g. the database went away: events wait in the outbox
+            code = exc.code if isinstance(exc, BrokerError) else "internal_error"
+            log.error("event dispatch failed: %s (%s)", code, type(exc).__name__)
+            return {key: 0 for key in (*SUMMARY, "duration_ms")} | {"error": code}
 
     def _in_time(self, stop_at: float) -> bool:
         return time.monotonic() < stop_at and not self.stopping()
