@@ -82,3 +82,18 @@ def keyring() -> Keyring:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[str]:
+    """The Pub/Sub emulator's host:port for the session. Missing: the test fails in CI (CI=true: `make test`
+    installs it, so a missing one is a broken setup) and is skipped elsewhere, with the reason."""
+    from tests.support.pubsub_emulator import EmulatorMissing, running_emulator
+
+    try:
+        with running_emulator() as host:
+            yield host
+    except EmulatorMissing as missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
