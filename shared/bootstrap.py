@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.services.connect import ConnectFlow
     from shared.services.dispatcher import Dispatcher
+    from shared.services.event_operations import EventOperations
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
     from shared.services.refresh import Refresher
@@ -239,6 +240,14 @@ class Container:
 
         window = timedelta(hours=self.settings.events_retry_hours)
         return Dispatcher(self.event_store, self.event_sinks, self.clock, window, stopping=stopping)
+
+    @cached_property
+    def event_operations(self) -> EventOperations:
+        from shared.adapters.sql_event_admin import SqlEventAdmin
+        from shared.services.event_operations import EventOperations
+
+        window = timedelta(hours=self.settings.events_retry_hours)
+        return EventOperations(SqlEventAdmin(self.engine), self.audit, self.clock, window)
 
     @cached_property
     def google_id_tokens(self) -> GoogleIdTokens:

@@ -125,6 +125,24 @@ def parse_json(request: flask.Request, model: type[M]) -> M:
     return parsed
 
 
+def parse_query(request: flask.Request, model: type[M]) -> M:
+    """The query string as `model`: unknown parameters are 400 `unknown_parameter`, repeated ones and bad values
+    422 `validation_failed`, each saying which."""
+    unknown = sorted(set(request.args) - set(model.model_fields))
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)[:200]}", code="unknown_parameter")
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationFailed(f"{', '.join(n[:32] for n in repeated)}: give each query parameter once")
+    try:
+        return model.model_validate(request.args.to_dict())
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise ValidationFailed(problems[:1000]) from None
+
+
 MAX_SAFE_INTEGER = 2**53 - 1
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import flask
-import pydantic
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.api.router import Endpoint, integration_id
 from shared.api.views import check_view, integration_view, page_view, provider_view, removal_view
 from shared.bootstrap import Container
-from shared.errors import BadRequest, ValidationFailed
-from shared.http import json_response, parse_json
+from shared.http import json_response, parse_json, parse_query
 from shared.schemas import CreateIntegrationBody, ListIntegrationsQuery, PatchIntegrationBody
 
 
@@ -52,19 +50,7 @@ def list_providers(request: flask.Request, app: Container, entity: str, _: dict[
 
 
 def _query(request: flask.Request) -> ListIntegrationsQuery:
-    unknown = sorted(set(request.args) - set(ListIntegrationsQuery.model_fields))
-    if unknown:
-        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)[:200]}", code="unknown_parameter")
-    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
-    if repeated:
-        raise ValidationFailed(f"{', '.join(n[:32] for n in repeated)}: give each query parameter once")
-    try:
-        return ListIntegrationsQuery.model_validate(request.args.to_dict())
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors(include_input=False)
-        )
-        raise ValidationFailed(problems[:1000]) from None
+    return parse_query(request, ListIntegrationsQuery)
 
 
 ENDPOINTS = (

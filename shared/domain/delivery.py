@@ -108,3 +108,50 @@ class Delivery:
     destination: str
     attempts: int  # before this one
     give_up_at: datetime
+
+
+# What the operator API shows (read models; no secret, no URL query).
+@dataclass(frozen=True)
+class DeliveryState:
+    destination: str
+    status: str  # pending | delivered | dead
+    attempts: int
+    next_attempt_at: datetime
+    give_up_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    destination: str
+    attempted_at: datetime
+    outcome: str  # delivered | failed | refused
+    http_status: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    event: OutboxEvent
+    deliveries: list[DeliveryState]
+
+
+@dataclass(frozen=True)
+class DestinationHealth:
+    key: str
+    kind: str
+    target: str
+    consecutive_failures: int
+    open_until: datetime | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+    pending: int
+    dead: int
+
+    def breaker(self, now: datetime) -> str:
+        if self.open_until is None:
+            return "closed"
+        return "open" if self.open_until > now else "half_open"

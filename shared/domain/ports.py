@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from shared.domain.delivery import Delivery, Destination, SendResult
+from shared.domain.delivery import (
+    AttemptRecord,
+    Delivery,
+    Destination,
+    DestinationHealth,
+    EventRecord,
+    SendResult,
+)
 from shared.domain.events import EventSpec, OutboxEvent
 from shared.domain.models import AuditEvent, Integration, OAuthState
 from shared.domain.oauth import TokenRequest, TokenSet
@@ -295,3 +302,33 @@ class EventSink(Protocol):
     ordered: bool
 
     def deliver(self, events: Sequence[OutboxEvent]) -> list[SendResult]: ...
+
+
+@dataclass(frozen=True)
+class EventSelection:
+    """Which events a replay or a listing means: by id, or one integration's (or entity's) within a time range."""
+
+    event_ids: tuple[UUID, ...] = ()
+    integration_id: UUID | None = None
+    entity_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class EventAdmin(Protocol):
+    """The operator API's reads and replays over the outbox (SqlEventAdmin)."""
+
+    def page(self, selection: EventSelection, after_seq: int | None, limit: int) -> list[EventRecord]:
+        """Up to `limit` events of the selection in commit order (seq), strictly after `after_seq`."""
+        ...
+
+    def get(self, event_id: UUID) -> tuple[EventRecord, list[AttemptRecord]] | None: ...
+
+    def count(self, selection: EventSelection) -> int: ...
+
+    def replay(self, selection: EventSelection, window: timedelta, now: datetime) -> tuple[int, int]:
+        """Make every delivery of the selected events pending again (due now, retried for `window`), except those a
+        dispatcher holds right now; (events, deliveries) reset."""
+        ...
+
+    def destinations(self) -> list[DestinationHealth]: ...

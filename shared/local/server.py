@@ -51,6 +51,10 @@ ROUTES: tuple[Route, ...] = (
     Route("/token/<integration_id>", "functions.token_fetch", "token_fetch", ("GET",)),
     Route("/refresh", "functions.token_refresh", "token_refresh", ("POST",)),
     Route("/dispatch", "functions.token_refresh", "token_refresh", ("POST",)),
+    Route("/events", "functions.token_fetch", "token_fetch", ("GET",)),
+    Route("/events/destinations", "functions.token_fetch", "token_fetch", ("GET",)),
+    Route("/events/replay", "functions.token_fetch", "token_fetch", ("POST",)),
+    Route("/events/<event_id>", "functions.token_fetch", "token_fetch", ("GET",)),
 )
 LOCAL_DISPATCH_INTERVAL = 1.0  # seconds: `make run` delivers an event within a few seconds of its change
 
