@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from shared.bootstrap_events import EventComponents
 from shared.config import Settings, get_settings
 from shared.domain.clock import SystemClock
 from shared.domain.envelope import Keyring
@@ -22,8 +23,6 @@ from shared.domain.ports import (
     AuditLog,
     Authenticator,
     Clock,
-    EventSink,
-    EventStore,
     IntegrationAdmin,
     IntegrationRepository,
     OAuthStateRepository,
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.services.connect import ConnectFlow
-    from shared.services.dispatcher import Dispatcher
-    from shared.services.event_operations import EventOperations
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
     from shared.services.refresh import Refresher
@@ -50,11 +47,12 @@ if TYPE_CHECKING:
     from shared.services.tokens import TokenService
 
 
-class Container:
+class Container(EventComponents):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
+        components = {name for klass in type(self).__mro__ for name in vars(klass) if not name.startswith("_")}
         for name, value in overrides.items():  # a test's fake or local server replaces the real adapter
-            if name not in type(self).__dict__:
+            if name not in components:
                 raise TypeError(f"Container has no component {name!r}")
             self.__dict__[name] = value
 
@@ -213,41 +211,6 @@ class Container:
             catalog=self.catalog, settings=self.settings, directory=self.directory, revoker=self.token_endpoint,
             stopping=stopping,
         )  # fmt: skip
-
-    @cached_property
-    def event_store(self) -> EventStore:
-        from shared.adapters.sql_events import SqlEventStore
-
-        return SqlEventStore(self.engine)
-
-    @cached_property
-    def event_sinks(self) -> list[EventSink]:
-        """WEBHOOK_URLS (through the egress session) and PUBSUB_TOPIC; the Pub/Sub client is built on first use."""
-        from shared.adapters.webhook_sink import WebhookSink
-
-        s = self.settings
-        sinks: list[EventSink] = [WebhookSink(url, s.webhook_keys, self.egress) for url in s.webhook_urls]
-        if s.pubsub_topic:
-            from shared.adapters.pubsub_sink import PubSubSink
-
-            sinks.append(PubSubSink(s.pubsub_topic))
-        return sinks
-
-    @cached_property
-    def dispatcher(self) -> Dispatcher:
-        from shared.lifecycle import stopping
-        from shared.services.dispatcher import Dispatcher
-
-        window = timedelta(hours=self.settings.events_retry_hours)
-        return Dispatcher(self.event_store, self.event_sinks, self.clock, window, stopping=stopping)
-
-    @cached_property
-    def event_operations(self) -> EventOperations:
-        from shared.adapters.sql_event_admin import SqlEventAdmin
-        from shared.services.event_operations import EventOperations
-
-        window = timedelta(hours=self.settings.events_retry_hours)
-        return EventOperations(SqlEventAdmin(self.engine), self.audit, self.clock, window)
 
     @cached_property
     def google_id_tokens(self) -> GoogleIdTokens:

@@ -29,12 +29,14 @@ locals {
     TOKEN_AUDIENCE            = local.run_url["token_fetch"]
     SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
     REFRESH_AUDIENCE          = local.run_url["token_refresh"]
+    PUBSUB_TOPIC              = local.events_topic
+    EVENTS_RETRY_HOURS        = tostring(var.events_retry_hours)
   }
   settings_env = { for name, value in local.settings : name => value if value != "" }
 
   # Settings that differ by function: the database pool (sized with the instance count to fit max_connections,
-  # sql.tf), and the network check, on token_fetch only (Cloud Scheduler, which calls token_refresh, is not in the
-  # VPC).
+  # sql.tf), the network check, on token_fetch only (Cloud Scheduler, which calls token_refresh, is not in the
+  # VPC), and WEBHOOK_URLS on token_refresh only, the one function that dispatches events (events.tf).
   function_settings = {
     for fn in keys(local.functions) : fn => merge(
       {
@@ -42,6 +44,7 @@ locals {
         DB_MAX_OVERFLOW = tostring(var.db_max_overflow)
       },
       { for name, value in { ALLOWED_CIDRS = join(",", var.token_allowed_cidrs) } : name => value if fn == "token_fetch" && value != "" },
+      { for name, value in local.events_env : name => value if fn == "token_refresh" },
     )
   }
 
@@ -65,6 +68,7 @@ locals {
     for fn, f in local.functions : fn => merge(
       { for name, ref in local.client_secret_env : name => ref if f.client_secrets },
       { for name, ref in local.internal_api_keys_env : name => ref if fn == "token_fetch" },
+      { for name, ref in local.events_secret_env : name => ref if fn == "token_refresh" },
     )
   }
 }

@@ -162,16 +162,21 @@ def env_names_from(for_each: str) -> set[str]:
         return set(local["settings"])
     if for_each == "${local.function_settings[each.key]}":
         expression = local["function_settings"]
-        return set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=(?!=)", expression))
+        names = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=(?!=)", expression))
+        if "local.events_env" in expression:
+            assert "WEBHOOK_URLS" in str(local["events_env"]), local["events_env"]
+            names.add("WEBHOOK_URLS")
+        return names
     if for_each == "${local.client_id_env}":
         assert re.search(r'_CLIENT_ID\\?"\s*=>', local["client_id_env"]), local["client_id_env"]
         return {PROVIDER_ID}
     if for_each == "${local.function_secret_env[each.key]}":
         expression = local["function_secret_env"]
         used = set(re.findall(r"local\.(\w+)", expression))
-        assert used <= {"client_secret_env", "internal_api_keys_env", "functions"}, used
+        assert used <= {"client_secret_env", "internal_api_keys_env", "events_secret_env", "functions"}, used
         assert re.search(r'_CLIENT_SECRET\\?"\s*=>', local["client_secret_env"]), local["client_secret_env"]
-        return {PROVIDER_SECRET} | set(local["internal_api_keys_env"])
+        assert "WEBHOOK_SECRETS" in str(local["events_secret_env"]), local["events_secret_env"]
+        return {PROVIDER_SECRET, "WEBHOOK_SECRETS"} | set(local["internal_api_keys_env"])
     raise AssertionError(f"the test cannot tell which env names `for_each = {for_each}` sets: teach it")
 
 
@@ -226,6 +231,10 @@ SAMPLES = {
     "SCHEDULER_SERVICE_ACCOUNT": "broker-scheduler@my-project.iam.gserviceaccount.com",
     "REFRESH_AUDIENCE": "https://broker-token-refresh-123456789012.europe-west1.run.app",
     "INTERNAL_API_KEYS": "k" * 32,
+    "PUBSUB_TOPIC": "projects/my-project/topics/broker-events",
+    "EVENTS_RETRY_HOURS": "24",
+    "WEBHOOK_URLS": "https://hooks.example.com/broker",
+    "WEBHOOK_SECRETS": "whsec_" + "d2ViaG9vay1zZWNyZXQtZm9yLXRoZS10ZXN0cw==",
     "GOOGLE_CLIENT_ID": "1234-abc.apps.googleusercontent.com",
     "GOOGLE_CLIENT_SECRET": "a-real-looking-client-secret-value",
 }
@@ -414,3 +423,21 @@ def test_cloudbuild_deploys_every_function_terraform_creates():
     migrate = resource("google_cloud_run_v2_job", "migrate")
     assert unquote(migrate["name"]) == "${var.name}-migrate"
     assert '"${_PREFIX}-migrate"' in cloudbuild()["steps"][3]["args"][1]
+
+
+def test_only_the_dispatching_function_publishes_events_and_reads_the_webhook_secrets():
+    publisher = resource("google_pubsub_topic_iam_member", "events_publisher")
+    assert unquote(publisher["role"]) == "roles/pubsub.publisher"
+    assert 'function["token_refresh"]' in str(publisher["member"])
+    reader = resource("google_secret_manager_secret_iam_member", "webhook_secrets")
+    assert 'function["token_refresh"]' in str(reader["member"])
+    assert unquote(reader["role"]) == "roles/secretmanager.secretAccessor"
+
+
+def test_the_events_schedule_posts_dispatch_to_the_refresh_function_as_the_scheduler():
+    job = resource("google_cloud_scheduler_job", "events")
+    (target,) = blocks(job, "http_target")
+    assert str(unquote(target["uri"])).endswith('["token_refresh"].uri}/dispatch')
+    (oidc,) = blocks(target, "oidc_token")
+    assert "google_service_account.scheduler.email" in str(oidc["service_account_email"])
+    assert unquote(job["schedule"]) == "* * * * *"
