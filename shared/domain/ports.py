@@ -82,6 +82,10 @@ class HousekeepingStore(Protocol):
         """Delete up to `limit` audit events older than `occurred_before`, oldest first; how many went."""
         ...
 
+    def purge_events(self, occurred_before: datetime, limit: int) -> int:
+        """Delete up to `limit` outbox events older than `occurred_before` (with their deliveries and attempts)."""
+        ...
+
     def purge_oauth_states(self, expired_before: datetime, limit: int) -> int:
         """Delete up to `limit` handshake states (spent or not) that expired before `expired_before`."""
         ...

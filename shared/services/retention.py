@@ -1,4 +1,5 @@
-"""Retention: the refresh job deletes audit events and handshake states past their retention, in bounded batches.
+"""Retention: the refresh job deletes audit events, outbox events (with their deliveries and attempts) and handshake
+states past their retention, in bounded batches.
 
 `audit_events` grows by one row per token fetch; `oauth_states` keeps every started flow, spent or not. Each run
 deletes at most `batch_size * max_batches` rows per table, oldest first, and starts no batch after `deadline`
@@ -33,7 +34,8 @@ def purge_expired_rows(
     ]
     if policy.audit_events is not None:
         tables.insert(0, ("audit_events", store.purge_audit_events, now - policy.audit_events))
-    purged = {"audit_events": 0, "oauth_states": 0}
+        tables.append(("events", store.purge_events, now - policy.audit_events))  # the outbox keeps as long
+    purged = {"audit_events": 0, "oauth_states": 0, "events": 0}
     for table, purge, before in tables:
         for _ in range(policy.max_batches):
             if time.monotonic() >= deadline:

@@ -239,6 +239,8 @@ START = {"provider": "demo", "scopes": ["profile"], "return_to": APP, "label": "
 CREATE = {"provider": "openai", "credentials": {"api_key": API_KEY}, "label": "ok", "config": {"k": "v"}}
 PATCH = {"label": "ok", "config": {"k": "v"}}
 ID = "/integrations/{id}"
+ID_VALUE = "0190a5d0-0000-7000-8000-000000000000"
+REPLAY = {"integration_id": ID_VALUE, "since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z"}
 BODY_VALUES = {**TEXT, **JSON_RAW}
 URL_VALUES = {**TEXT, **URL_RAW}
 
@@ -277,6 +279,16 @@ CASES: list[tuple[str, str, Sender, str, dict[str, Any]]] = [
     *[("fetchToken", p, query("token_fetch", "GET", "/token/{id}", {}, p), "/token/{integration_id}", URL_VALUES)
       for p in ("min_ttl", "force_refresh")],
     ("runRefreshJob", "unknown", query("token_refresh", "POST", "/refresh", {}, "x"), "/refresh", URL_VALUES),
+    ("dispatchEvents", "unknown", query("token_refresh", "POST", "/dispatch", {}, "x"), "/dispatch", URL_VALUES),
+    ("listEvents", "integration_id", query("token_fetch", "GET", "/events", {}, "integration_id"), "/events",
+     URL_VALUES),
+    *[("listEvents", p, query("token_fetch", "GET", "/events", {"entity_id": ENTITY}, p), "/events", URL_VALUES)
+      for p in ("entity_id", "page_size", "page_token")],
+    ("getEvent", "event_id", path_segment("token_fetch", "GET", "/events/{id}"), "/events/{event_id}", URL_VALUES),
+    ("replayEvents", "event_ids.0", body("token_fetch", "POST", "/events/replay", {"event_ids": [ID_VALUE]},
+     "event_ids.0"), "/events/replay", BODY_VALUES),
+    *[("replayEvents", p, body("token_fetch", "POST", "/events/replay", REPLAY, p), "/events/replay", BODY_VALUES)
+      for p in ("integration_id", "since", "until")],
     *[(op, "X-Entity-Id", header(function, method, path, "X-Entity-Id"), template, HEADER_RAW)
       for op, function, method, path, template in [
           ("oauthStart", "oauth_start", "POST", "/oauth/start", "/oauth/start"),

@@ -53,15 +53,15 @@ def test_old_audit_events_and_spent_states_go_in_bounded_batches_and_nothing_you
     deadline = time.monotonic() + 30
 
     first = purge_expired_rows(store, clock, POLICY, deadline=deadline)
-    assert first == {"audit_events": 4, "oauth_states": 3}, "at most batch_size * max_batches per table and run"
+    assert first == {"audit_events": 4, "oauth_states": 3, "events": 0}, "at most batch_size * max_batches per table"
     assert (_count(db_engine, AuditEventRow), _count(db_engine, OAuthStateRow)) == (3, 2)
     second = purge_expired_rows(store, clock, POLICY, deadline=deadline)
-    assert second == {"audit_events": 1, "oauth_states": 0}
+    assert second == {"audit_events": 1, "oauth_states": 0, "events": 0}
     with db_engine.connect() as conn:
         kept = sorted(conn.execute(select(AuditEventRow.occurred_at)).scalars())
     assert kept == [NOW - 399 * day, NOW]
     assert purge_expired_rows(store, clock, POLICY, deadline=time.monotonic() - 1) == {
-        "audit_events": 0, "oauth_states": 0,
+        "audit_events": 0, "oauth_states": 0, "events": 0,
     }, "past the deadline nothing is started"  # fmt: skip
 
 
@@ -71,8 +71,29 @@ def test_an_audit_retention_of_none_keeps_every_event(db_engine: Engine) -> None
     forever = RetentionPolicy(audit_events=None, oauth_states=timedelta(days=1), batch_size=10, max_batches=1)
     store = SqlHousekeepingStore(db_engine)
     purged = purge_expired_rows(store, FixedClock(NOW), forever, deadline=time.monotonic() + 30)
-    assert purged == {"audit_events": 0, "oauth_states": 0}
+    assert purged == {"audit_events": 0, "oauth_states": 0, "events": 0}
     assert _count(db_engine, AuditEventRow) == 1
+
+
+def test_outbox_events_past_retention_go_with_their_deliveries_and_attempts(db_engine: Engine) -> None:
+    import requests
+
+    from shared.adapters.sql_events import SqlEventStore
+    from shared.adapters.webhook_sink import WebhookSink
+    from shared.domain.webhooks import parse_secret
+    from shared.services.dispatcher import Dispatcher
+    from tests.support.events import SECRET, attempts, connect_row, deliveries, events
+
+    old_clock, new_clock = FixedClock(NOW - timedelta(days=401)), FixedClock(NOW)
+    sink = WebhookSink("http://127.0.0.1:9/hooks", [parse_secret(SECRET)], requests.Session())  # refused: retried
+    connect_row(db_engine, old_clock)
+    Dispatcher(SqlEventStore(db_engine), [sink], old_clock, timedelta(hours=1)).run(5)
+    recent = connect_row(db_engine, new_clock)
+    assert (len(events(db_engine)), len(deliveries(db_engine)), len(attempts(db_engine))) == (2, 1, 1)
+    purged = purge_expired_rows(SqlHousekeepingStore(db_engine), new_clock, POLICY, deadline=time.monotonic() + 30)
+    assert purged["events"] == 1
+    assert [row.integration_id for row in events(db_engine)] == [recent.id]
+    assert (deliveries(db_engine), attempts(db_engine)) == ([], [])
 
 
 class Explain(Executable, ClauseElement):
