@@ -49,7 +49,8 @@ class Housekeeping:
         )  # fmt: skip
 
     def run(self) -> dict[str, dict[str, int | str]]:
-        """`{"purged": {"audit_events", "oauth_states", "events"}, "swept": {"orphans", "revoked", "deleted", "kept"}}`."""
+        """`{"purged": {"audit_events", "oauth_states", "events"},
+        "swept": {"orphans", "revoked", "deleted", "kept"}}`."""
         deadline = time.monotonic() + (0.0 if self.stopping() else self.budget)
         purged: dict[str, int | str] = {"audit_events": 0, "oauth_states": 0, "events": 0}
         try:
