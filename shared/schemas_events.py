@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from shared.domain.ports import EventSelection
 from shared.schemas import Strict
 
 ENTITY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # as callers' entity ids are (shared/adapters/caller_auth.py)
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """Only an RFC 3339 date-time with its offset (pydantic alone would also take 0 or "0" as Unix time)."""
+    if value is not None and not (isinstance(value, str) and RFC3339.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 date-time with a UTC offset, e.g. 2026-06-01T12:00:00Z")
+    return value
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class NoQuery(Strict):
@@ -35,8 +50,8 @@ class ListEventsQuery(Strict):
 class ReplayBody(Strict):
     event_ids: list[UUID] = Field(default_factory=list, max_length=100)
     integration_id: UUID | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: DateTime | None = None
+    until: DateTime | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> ReplayBody:
