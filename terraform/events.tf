@@ -47,19 +47,13 @@ locals {
   } : {}
 }
 
-resource "google_project_service" "pubsub" {
-  project            = var.project_id
-  service            = "pubsub.googleapis.com"
-  disable_on_destroy = false
-}
-
 resource "google_pubsub_topic" "events" {
   #checkov:skip=CKV_GCP_83:Event payloads hold ids, statuses and reasons only (never a secret); Google-managed encryption at rest is enough and a KMS key would add a key ring to operate.
   count = var.events_pubsub ? 1 : 0
 
   name                       = "${var.name}-events"
   message_retention_duration = "604800s" # a week: a subscriber that was down can seek back
-  depends_on                 = [google_project_service.pubsub]
+  depends_on                 = [google_project_service.enabled]
 }
 
 resource "google_pubsub_topic_iam_member" "events_publisher" {

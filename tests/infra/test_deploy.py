@@ -192,6 +192,7 @@ def test_every_api_a_resource_needs_is_enabled():
     services = set(re.findall(r'"([a-z0-9.-]+\.googleapis\.com)"', str(locals_()["services"])))
     needs = {
         "google_storage_bucket": "storage.googleapis.com",
+        "google_pubsub_topic": "pubsub.googleapis.com",
         "google_logging_metric": "logging.googleapis.com",
         "google_monitoring_alert_policy": "monitoring.googleapis.com",
         "google_monitoring_dashboard": "monitoring.googleapis.com",
