@@ -358,3 +358,28 @@ def test_providers_say_which_are_configured_and_show_no_secret(service):
     assert infos["github"].configured is False
     assert infos["openai"].configured is True
     assert "demo-local-client-secret" not in repr(infos)
+
+
+def test_each_use_case_records_its_event_with_the_row_as_written(service):
+    created = service.create("entity-1", OPENAI)
+    service.update("entity-1", created.id, IntegrationPatch({"label": "Renamed", "status": "inactive"}))
+    refused = oauth_row(service, refresh=None)
+    service.token_endpoint.userinfo_error = ProviderError("401", oauth_error="userinfo_refused", transient=False)
+    service.check("entity-1", refused.id)
+    broken = oauth_row(service)
+    service.integrations.rows[broken.id].status = Status.ERROR
+    service.token_endpoint.userinfo_error = None
+    service.check("entity-1", broken.id)
+    service.sync("entity-1", broken.id)
+    service.remove("entity-1", broken.id)
+    seen = [(e.type, e.data["status"], e.data.get("reason")) for e in service.integrations.outbox]
+    assert seen == [
+        ("integration.connected", "active", None),
+        ("integration.updated", "inactive", None),
+        ("integration.reauth_required", "reauth_required", "check_refused"),
+        ("integration.recovered", "active", None),
+        ("integration.sync_requested", "active", None),
+        ("integration.deleted", "revoked", None),
+    ]
+    assert service.integrations.outbox[1].data["fields"] == ["label", "status"]
+    assert API_KEY not in repr(service.integrations.outbox)
