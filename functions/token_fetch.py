@@ -1,12 +1,13 @@
-"""GET /token/{integration_id}: internal callers get a valid access token (or static credentials)."""
+"""GET /token/{integration_id}: internal callers get a valid access token (or static credentials); GET /audit: the
+audit trail, for the same callers."""
 
 import flask
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
+from shared.api.internal import AUDIT_PATH, audit_page, fetch_token
 from shared.bootstrap import check, container
 from shared.http import framework_error, handle_errors, json_response, require_method
-from shared.schemas_internal import token_options, token_target
 
 functions_framework.errorhandler(HTTPException)(framework_error)  # routing errors in the one shape
 check(token_callers=True)  # settings, catalog and its callers, now: a misconfigured revision never becomes ready
@@ -17,7 +18,5 @@ check(token_callers=True)  # settings, catalog and its callers, now: a misconfig
 def token_fetch(request: flask.Request) -> flask.Response:
     require_method(request, "GET")
     app = container()
-    caller = app.internal_callers.caller(request)
-    min_ttl, force = token_options(request)
-    body = app.token_service.fetch(token_target(request), caller, min_ttl=min_ttl, force=force)
+    body = audit_page(request, app) if request.path == AUDIT_PATH else fetch_token(request, app)
     return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -20,9 +20,11 @@ from shared.domain.clock import SystemClock
 from shared.domain.envelope import Keyring
 from shared.domain.ports import (
     AuditLog,
+    AuditTrail,
     Authenticator,
     Clock,
     IntegrationAdmin,
+    IntegrationFinder,
     IntegrationRepository,
     OAuthStateRepository,
     ProviderDirectory,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from shared.services.connect import ConnectFlow
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
+    from shared.services.operations import Operations
     from shared.services.refresh import Refresher
     from shared.services.refresh_job import JobSettings
     from shared.services.tokens import TokenService
@@ -105,6 +108,18 @@ class Container:
         return SqlAuditLog(self.engine, self.clock)
 
     @cached_property
+    def audit_trail(self) -> AuditTrail:
+        from shared.adapters.sql_operator import SqlAuditTrail
+
+        return SqlAuditTrail(self.engine)
+
+    @cached_property
+    def integration_finder(self) -> IntegrationFinder:
+        from shared.adapters.sql_operator import SqlIntegrationFinder
+
+        return SqlIntegrationFinder(self.engine)
+
+    @cached_property
     def egress(self) -> requests.Session:
         """The session for every call to a provider or an ID token issuer (checked by the egress rules)."""
         from shared.adapters.egress import egress_session
@@ -150,6 +165,15 @@ class Container:
             settings=self.settings, catalog=self.catalog, integrations=self.integrations, admin=self.integration_admin,
             secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
             revoker=self.token_endpoint, directory=self.directory, audit=self.audit,
+        )  # fmt: skip
+
+    @cached_property
+    def operations(self) -> Operations:
+        from shared.services.operations import Operations
+
+        return Operations(
+            service=self.integration_service, integrations=self.integrations, finder=self.integration_finder,
+            refresher=self.refresher, audit=self.audit,
         )  # fmt: skip
 
     @cached_property

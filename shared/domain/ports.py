@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from shared.domain.models import AuditEvent, Integration, OAuthState
+from shared.domain.models import AuditEvent, AuditQuery, AuditRecord, Integration, IntegrationSearch, OAuthState
 from shared.domain.oauth import TokenRequest, TokenSet
 from shared.domain.pagination import Cursor
 from shared.domain.revocation import RevocationRequest
@@ -153,6 +153,18 @@ class OAuthStateRepository(Protocol):
 
 class AuditLog(Protocol):
     def record(self, event: AuditEvent) -> None: ...
+
+
+class AuditTrail(Protocol):
+    """Reading the audit trail (operators and the internal GET /audit), newest first."""
+
+    def query(self, query: AuditQuery) -> list[AuditRecord]: ...
+
+
+class IntegrationFinder(Protocol):
+    """Operators' view of every integration, across entities (never a ciphertext leaves through the CLI)."""
+
+    def search(self, search: IntegrationSearch) -> list[Integration]: ...
 
 
 class TokenEndpoint(Protocol):

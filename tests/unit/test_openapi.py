@@ -70,7 +70,7 @@ def test_operations_are_unique_tagged_and_answer_errors_in_the_one_shape():
             responses = operation["responses"]
             assert "405" in responses, f"{method} {path}"
             internal = operation.get("x-internal", False)
-            assert internal == path.startswith(("/token", "/refresh")), f"{method} {path}: x-internal"
+            assert internal == path.startswith(("/token", "/refresh", "/audit")), f"{method} {path}: x-internal"
             assert ("internal" in operation["tags"]) == internal
             for status, response in responses.items():
                 if status.startswith(("4", "5")) and "$ref" in response:
