@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("broker: interrupted", file=sys.stderr)
         return 130
+    finally:
+        from shared.cli.common import release
+
+        release()
 
 
 __all__ = ["build_parser", "main"]

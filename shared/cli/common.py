@@ -24,13 +24,26 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 ACTOR_RE = re.compile(r"[\x21-\x7e]{1,200}")  # fullmatch: visible ASCII, no spaces
 
 
+_built: list[Container] = []
+
+
 def operator_container() -> Container:
     """A container read from this process's environment (the same settings the service reads), built per command
-    so that a test can run commands in process with different environments."""
+    so that a test can run commands in process with different environments; `release` disposes of it."""
     from shared.bootstrap import Container
     from shared.config import load_settings
 
-    return Container(load_settings())
+    built = Container(load_settings())
+    _built.append(built)
+    return built
+
+
+def release() -> None:
+    """Close the database pools the command's containers opened (a long-lived caller, such as a test, runs many)."""
+    while _built:
+        built = _built.pop()
+        if "engine" in built.__dict__:
+            built.engine.dispose()
 
 
 def duration(text: str) -> timedelta:
