@@ -24,7 +24,7 @@ def test_list_json_keeps_its_contract_and_filters(app, provider, broker):
     assert listed.code == 0, listed.err
     rows = listed.json()
     assert [row["id"] for row in rows] == [first, second], "oldest first, across entities"
-    assert all(CONTRACT <= set(row) for row in rows)
+    assert all(set(row) >= CONTRACT for row in rows)
     assert rows[0]["entity_id"] == "entity-1"
     assert rows[0]["provider"] == "oidc-test"
     assert rows[0]["status"] == "active"
