@@ -22,6 +22,7 @@ from shared.domain.ports import (
     AuditLog,
     AuditTrail,
     Authenticator,
+    CiphertextStore,
     Clock,
     IntegrationAdmin,
     IntegrationFinder,
@@ -112,6 +113,12 @@ class Container:
         from shared.adapters.sql_operator import SqlAuditTrail
 
         return SqlAuditTrail(self.engine)
+
+    @cached_property
+    def ciphertexts(self) -> CiphertextStore:
+        from shared.adapters.sql_ciphertexts import SqlCiphertexts
+
+        return SqlCiphertexts(self.engine)
 
     @cached_property
     def integration_finder(self) -> IntegrationFinder:

@@ -5,6 +5,7 @@ test kills one."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 
 from shared.bootstrap import Container
 from shared.cli import main
+from shared.config import get_settings
+from shared.logs import configure_logging
 from tests.support.broker_env import CLIENT_ID, CLIENT_SECRET, broker_env, in_process_broker, provider_file
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 
@@ -59,7 +62,10 @@ def broker(capsys, app) -> Any:
 
     def run(*args: str) -> Ran:
         capsys.readouterr()
-        code = main(list(args))
+        try:
+            code = main(list(args))
+        finally:  # the command's log handler wrote to the captured stderr: point logging back at the real one
+            configure_logging(get_settings(), stream=sys.__stderr__)
         captured = capsys.readouterr()
         return Ran(code, captured.out, captured.err)
 

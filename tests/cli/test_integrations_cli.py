@@ -93,6 +93,7 @@ def test_refresh_force_refreshes_at_the_provider_through_the_engine(app, provide
     assert refresh_grants(provider) == {"success": 1, "errors": {}}
     after = current(app, integration_id)
     assert after.credential_version > before.credential_version
+    assert before.secret_version is not None
     assert after.secret_version == before.secret_version + 1, "the rotated token is in the vault"
     assert app.secret_store.enabled_versions(after.secret_ref) == [after.secret_version]
     not_due = broker("integrations", "refresh", integration_id)
