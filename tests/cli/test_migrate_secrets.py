@@ -44,6 +44,7 @@ def _everything_works(app: Container, oauth: list[str], static: str) -> None:
     for integration_id in oauth:
         assert app.refresher.refresh(UUID(integration_id), force=True).outcome == "refreshed", integration_id
         row = current(app, integration_id)
+        assert row.secret_ref is not None
         assert app.secret_store.enabled_versions(row.secret_ref) == [row.secret_version], "one live copy"
     assert app.token_service.fetch(UUID(static), "test")["credentials"] == {"api_key": API_KEY}
 
@@ -54,7 +55,7 @@ def test_database_to_gcp_interrupted_and_resumed_then_back(app, provider, broker
     token = pinned_refresh_token(app, UUID(oauth[0]))  # a rotated token still in the row moves too
     sealed, version = app.keyring.seal(token.encode(), purpose="pending_refresh_token", record=oauth[0])
     set_row(app, oauth[0], pending_secret_ciphertext=sealed, pending_secret_key_version=version)
-    refs = {i: current(app, i).secret_ref for i in [*oauth, static]}
+    refs = {i: str(current(app, i).secret_ref) for i in [*oauth, static]}
     assert _vault_rows(app) == 5
 
     dry = broker("migrate-secrets", "--to", "gcp", "--dry-run", "--json")
