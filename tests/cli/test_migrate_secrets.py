@@ -87,10 +87,10 @@ def test_database_to_gcp_interrupted_and_resumed_then_back(app, provider, broker
     for integration_id, ref in refs.items():
         row = current(on_gcp, integration_id)
         assert on_gcp.secret_store.enabled_versions(ref) == [row.secret_version], "one live copy, the pinned one"
-    assert json.loads(on_gcp.secret_store.read(refs[oauth[0]], current(on_gcp, oauth[0]).secret_version)) == {
-        "refresh_token": token,
-        "credential_version": current(on_gcp, oauth[0]).credential_version,
-    }
+    moved = current(on_gcp, oauth[0])
+    assert moved.secret_version is not None
+    payload = json.loads(on_gcp.secret_store.read(refs[oauth[0]], moved.secret_version))
+    assert payload == {"refresh_token": token, "credential_version": moved.credential_version}, "pending moved too"
     _everything_works(on_gcp, oauth, static)
 
     back = broker("migrate-secrets", "--to", "database", "--json")
