@@ -1,5 +1,6 @@
 """GET /token/{integration_id}: internal callers get a valid access token (or static credentials). The same callers
-reach the events operator API under /events (shared/api/events.py)."""
+reach GET /audit (the audit trail, shared/api/internal.py) and the events operator API under /events
+(shared/api/events.py)."""
 
 import flask
 import functions_framework
@@ -7,9 +8,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.api.events import serve_events
+from shared.api.internal import AUDIT_PATH, audit_page, fetch_token
 from shared.bootstrap import check, container
 from shared.http import framework_error, handle_errors, json_response, require_method
-from shared.schemas_internal import token_options, token_target
 
 functions_framework.errorhandler(HTTPException)(framework_error)  # routing errors in the one shape
 check(token_callers=True)  # settings, catalog and its callers, now: a misconfigured revision never becomes ready
@@ -22,7 +23,5 @@ def token_fetch(request: flask.Request) -> BaseResponse:
     if request.path == "/events" or request.path.startswith("/events/"):
         return serve_events(request, app)
     require_method(request, "GET")
-    caller = app.internal_callers.caller(request)
-    min_ttl, force = token_options(request)
-    body = app.token_service.fetch(token_target(request), caller, min_ttl=min_ttl, force=force)
+    body = audit_page(request, app) if request.path == AUDIT_PATH else fetch_token(request, app)
     return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -21,9 +21,12 @@ from shared.domain.clock import SystemClock
 from shared.domain.envelope import Keyring
 from shared.domain.ports import (
     AuditLog,
+    AuditTrail,
     Authenticator,
+    CiphertextStore,
     Clock,
     IntegrationAdmin,
+    IntegrationFinder,
     IntegrationRepository,
     OAuthStateRepository,
     ProviderDirectory,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from shared.services.connect import ConnectFlow
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
+    from shared.services.operations import Operations
     from shared.services.refresh import Refresher
     from shared.services.refresh_job import JobSettings
     from shared.services.tokens import TokenService
@@ -107,6 +111,24 @@ class Container(EventComponents):
         return SqlAuditLog(self.engine, self.clock)
 
     @cached_property
+    def audit_trail(self) -> AuditTrail:
+        from shared.adapters.sql_operator import SqlAuditTrail
+
+        return SqlAuditTrail(self.engine)
+
+    @cached_property
+    def ciphertexts(self) -> CiphertextStore:
+        from shared.adapters.sql_ciphertexts import SqlCiphertexts
+
+        return SqlCiphertexts(self.engine)
+
+    @cached_property
+    def integration_finder(self) -> IntegrationFinder:
+        from shared.adapters.sql_operator import SqlIntegrationFinder
+
+        return SqlIntegrationFinder(self.engine)
+
+    @cached_property
     def egress(self) -> requests.Session:
         """The session for every call to a provider or an ID token issuer (checked by the egress rules)."""
         from shared.adapters.egress import egress_session
@@ -152,6 +174,15 @@ class Container(EventComponents):
             settings=self.settings, catalog=self.catalog, integrations=self.integrations, admin=self.integration_admin,
             secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
             revoker=self.token_endpoint, directory=self.directory, audit=self.audit,
+        )  # fmt: skip
+
+    @cached_property
+    def operations(self) -> Operations:
+        from shared.services.operations import Operations
+
+        return Operations(
+            service=self.integration_service, integrations=self.integrations, finder=self.integration_finder,
+            refresher=self.refresher, audit=self.audit,
         )  # fmt: skip
 
     @cached_property

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     secret_prefix: str = "broker-int"
     secret_manager_endpoint: str | None = None
     data_keys: SecretStr | None = None
+    data_key_current: int | None = Field(None, ge=1)
     data_key_secret: str | None = None
 
     providers_file: str | None = None
@@ -237,9 +238,14 @@ class Settings(BaseSettings):
         problems = []
         if self.data_keys is not None:
             try:
-                parse_data_keys(self.data_keys.get_secret_value())
+                versions = parse_data_keys(self.data_keys.get_secret_value())
             except ValueError as exc:
                 problems.append(f"DATA_KEYS: {exc}")
+            else:
+                if self.data_key_current is not None and self.data_key_current not in versions:
+                    problems.append(f"DATA_KEY_CURRENT: version {self.data_key_current} is not in DATA_KEYS")
+        elif self.data_key_current is not None:
+            problems.append("DATA_KEY_CURRENT: only with DATA_KEYS (DATA_KEY_SECRET's pinned version encrypts)")
         if self.secret_backend == "gcp" and not self.gcp_project:
             problems.append("GCP_PROJECT: required when SECRET_BACKEND=gcp")
         if self.data_key_secret and not self.gcp_project and not self.secret_manager_endpoint:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from uuid import UUID
 
 import flask
 
+from shared.domain.models import AuditQuery
 from shared.errors import BadRequest, NotFound, ValidationFailed
 
 TOKEN_PATH = re.compile(r"/token/([^/]+)/?")
@@ -36,3 +38,54 @@ def token_options(request: flask.Request) -> tuple[int, bool]:
     if force not in ("true", "false", "1", "0"):
         raise ValidationFailed("force_refresh must be true or false")
     return int(raw_ttl), force in ("true", "1")
+
+
+AUDIT_PARAMETERS = frozenset({"integration_id", "entity_id", "action", "since", "limit", "page_token"})
+MAX_AUDIT_LIMIT = 500
+ID_DIGITS = re.compile(r"[0-9]{1,19}")
+ACTION_RE = re.compile(r"[a-z_]{1,32}(\.[a-z_]{1,32}){0,3}")
+
+
+def audit_query(request: flask.Request) -> AuditQuery:
+    """GET /audit's filters, strictly: unknown or repeated parameters and malformed values are a 4xx."""
+    unknown = set(request.args) - AUDIT_PARAMETERS
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))[:200]}", code="unknown_parameter")
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationFailed(f"{', '.join(repeated)}: give each query parameter once")
+    args = request.args
+    integration_id = None
+    if "integration_id" in args:
+        try:
+            integration_id = UUID(args["integration_id"])
+        except ValueError:
+            raise ValidationFailed("integration_id must be a UUID") from None
+    entity = args.get("entity_id")
+    if entity is not None and not 1 <= len(entity) <= 255:
+        raise ValidationFailed("entity_id must be 1-255 characters")
+    action = args.get("action")
+    if action is not None and not ACTION_RE.fullmatch(action):
+        raise ValidationFailed("action must look like token.read or integration.delete")
+    limit = args.get("limit", "100")
+    if not TTL_DIGITS.fullmatch(limit) or not 1 <= int(limit) <= MAX_AUDIT_LIMIT:
+        raise ValidationFailed(f"limit must be an integer from 1 to {MAX_AUDIT_LIMIT}")
+    page = args.get("page_token")
+    if page is not None and not ID_DIGITS.fullmatch(page):
+        raise BadRequest("page_token is not one this endpoint gave", code="invalid_page_token")
+    return AuditQuery(
+        integration_id=integration_id, entity_id=entity, action=action, since=_since(args.get("since")),
+        before_id=int(page) if page is not None else None, limit=int(limit),
+    )  # fmt: skip
+
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValidationFailed("since must be an RFC 3339 time with its offset (2025-01-31T12:00:00Z)")
+    return moment.astimezone(UTC)

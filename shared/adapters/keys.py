@@ -66,7 +66,7 @@ class SecretManagerKeys(Mapping[int, bytes]):
 def load_keyring(settings: Settings, gcp_store_for: Callable[[str], SecretStore]) -> Keyring:
     """Build the keyring the settings ask for. `gcp_store_for(project)` gives a Secret Manager store."""
     if settings.data_keys is not None:
-        return Keyring(parse_data_keys(settings.data_keys.get_secret_value()))
+        return Keyring(parse_data_keys(settings.data_keys.get_secret_value()), current=settings.data_key_current)
     if settings.data_key_secret:
         _, project, _, secret_id, _, version = settings.data_key_secret.split("/")
         keys = SecretManagerKeys(gcp_store_for(project), secret_id)

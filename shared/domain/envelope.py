@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -75,6 +76,26 @@ class Keyring:
             return AESGCM(key).decrypt(nonce, sealed, associated_data(purpose, record, key_version))
         except InvalidTag:
             raise SecretCorrupted(f"{purpose} ciphertext for {record} failed its integrity check") from None
+
+
+# What `broker rotate-key` re-encrypts (adapters/sql_ciphertexts.py says where each lives).
+CIPHERTEXT_KINDS = ("access_token", "pending_refresh_token", "pkce_verifier", "vault_secret")
+
+
+@dataclass(frozen=True, repr=False)
+class Sealed:
+    """One stored ciphertext as read: its kind, its row's primary key, and the purpose and record its associated
+    data names."""
+
+    kind: str
+    key: tuple[Any, ...]
+    purpose: str
+    record: str
+    ciphertext: bytes
+    key_version: int
+
+    def __repr__(self) -> str:
+        return f"Sealed({self.kind}, {self.record}, key:{self.key_version})"
 
 
 def new_data_key() -> bytes:

@@ -111,3 +111,35 @@ class AuditEvent:
     integration_id: UUID | None = None
     provider: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An audit event as stored: its id (ascending with time) and when it was written."""
+
+    id: int
+    occurred_at: datetime
+    event: AuditEvent
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of the audit trail (`broker audit`, GET /audit): all optional, newest first, `before_id` pages on."""
+
+    integration_id: UUID | None = None
+    entity_id: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class IntegrationSearch:
+    """Operators' listing across entities (`broker integrations list`), in creation order."""
+
+    entity_id: str | None = None
+    provider: str | None = None
+    status: str | None = None
+    expiring_before: datetime | None = None
+    limit: int = 1000

@@ -16,8 +16,9 @@ from shared.domain.delivery import (
     EventRecord,
     SendResult,
 )
+from shared.domain.envelope import Sealed
 from shared.domain.events import EventSpec, OutboxEvent
-from shared.domain.models import AuditEvent, Integration, OAuthState
+from shared.domain.models import AuditEvent, AuditQuery, AuditRecord, Integration, IntegrationSearch, OAuthState
 from shared.domain.oauth import TokenRequest, TokenSet
 from shared.domain.pagination import Cursor
 from shared.domain.revocation import RevocationRequest
@@ -177,6 +178,34 @@ class OAuthStateRepository(Protocol):
 
 class AuditLog(Protocol):
     def record(self, event: AuditEvent) -> None: ...
+
+
+class CiphertextStore(Protocol):
+    """Every ciphertext under the data key, by kind (SqlCiphertexts), for re-encryption under a new key version."""
+
+    def count_by_version(self, now: datetime) -> dict[int, dict[str, int]]:
+        """{key version: {kind: count}}, every kind present for each version found."""
+        ...
+
+    def batch(self, kind: str, below: int, after: tuple[Any, ...] | None, limit: int, now: datetime) -> list[Sealed]:
+        """Up to `limit` ciphertexts of `kind` under a version below `below`, in key order after `after`."""
+        ...
+
+    def replace(self, items: Sequence[tuple[Sealed, bytes, int]]) -> list[bool]:
+        """Write each new (ciphertext, key version), fenced on the one read; whether each landed."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """Reading the audit trail (operators and the internal GET /audit), newest first."""
+
+    def query(self, query: AuditQuery) -> list[AuditRecord]: ...
+
+
+class IntegrationFinder(Protocol):
+    """Operators' view of every integration, across entities (never a ciphertext leaves through the CLI)."""
+
+    def search(self, search: IntegrationSearch) -> list[Integration]: ...
 
 
 class TokenEndpoint(Protocol):

@@ -49,6 +49,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/integrations/<integration_id>/sync", "functions.integrations", "integrations", ("POST", "OPTIONS")),
     Route("/providers", "functions.integrations", "integrations", ("GET", "OPTIONS")),
     Route("/token/<integration_id>", "functions.token_fetch", "token_fetch", ("GET",)),
+    Route("/audit", "functions.token_fetch", "token_fetch", ("GET",)),
     Route("/refresh", "functions.token_refresh", "token_refresh", ("POST",)),
     Route("/dispatch", "functions.token_refresh", "token_refresh", ("POST",)),
     Route("/events", "functions.token_fetch", "token_fetch", ("GET",)),

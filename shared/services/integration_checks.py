@@ -44,7 +44,10 @@ class CheckResult:
     check: Check
 
 
-def check_integration(service: IntegrationService, entity_id: str, integration_id: UUID) -> CheckResult:
+def check_integration(
+    service: IntegrationService, entity_id: str, integration_id: UUID, *, actor: str | None = None
+) -> CheckResult:
+    """`actor`: who asked, for the audit trail (default the entity; `broker integrations test` names the operator)."""
     from shared.services.integrations import not_found
 
     integration = service.integrations.get(integration_id, entity_id)
@@ -55,7 +58,7 @@ def check_integration(service: IntegrationService, entity_id: str, integration_i
     else:
         check = _check_static(service, integration)
     event = AuditEvent(
-        f"entity:{entity_id}", "integration.test", "success" if check.verified else "failure", entity_id,
+        actor or f"entity:{entity_id}", "integration.test", "success" if check.verified else "failure", entity_id,
         integration.id, integration.provider, {"method": check.method, "result": check.result},
     )  # fmt: skip
     if check.new_status is not None and check.new_status != integration.status:

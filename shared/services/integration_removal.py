@@ -40,7 +40,10 @@ class Removal:
     revocation: Revocation
 
 
-def remove_integration(service: IntegrationService, entity_id: str, integration_id: UUID) -> Removal:
+def remove_integration(
+    service: IntegrationService, entity_id: str, integration_id: UUID, *, actor: str | None = None
+) -> Removal:
+    """`actor`: who asked, for the audit trail (default the entity; `broker integrations revoke` names the operator)."""
     from shared.services.integrations import not_found
 
     if service.integrations.get(integration_id, entity_id) is None:
@@ -52,7 +55,7 @@ def remove_integration(service: IntegrationService, entity_id: str, integration_
     tokens, store_down = _tokens(service, fenced)
     revocation = revoke_at_provider(service, fenced, tokens)
     extra = {"refresh_token": "unreadable"} if store_down else {}
-    service.audit.record(_event(entity_id, fenced, "integration.revoke", revocation, detail=extra))
+    service.audit.record(_event(entity_id, fenced, "integration.revoke", revocation, detail=extra, actor=actor))
     if store_down:
         raise SecretStoreUnavailable(
             "the secret store could not be read to revoke this integration's grant; it is marked revoked, retry DELETE"
@@ -66,7 +69,7 @@ def remove_integration(service: IntegrationService, entity_id: str, integration_
             raise SecretStoreUnavailable(
                 "the secret store could not delete this integration's secret; it is marked revoked, retry DELETE"
             ) from None
-    deleted = _event(entity_id, fenced, "integration.delete", revocation, outcome="success")
+    deleted = _event(entity_id, fenced, "integration.delete", revocation, outcome="success", actor=actor)
     gone = EventSpec(DELETED, None, {"revocation": revocation.outcome})
     if not service.admin.remove(integration_id, entity_id, [deleted, gone]):
         raise not_found()  # removed by a concurrent DELETE meanwhile
@@ -116,8 +119,10 @@ def _tokens(service: IntegrationService, integration: Integration) -> tuple[Toke
 
 def _event(
     entity_id: str, integration: Integration, action: str, revocation: Revocation, outcome: str | None = None,
-    detail: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None, actor: str | None = None,
 ) -> AuditEvent:  # fmt: skip
     outcome = outcome or {"revoked": "success", "failed": "failure"}.get(revocation.outcome, "skipped")
     detail = {"revocation": revocation.as_dict(), **(detail or {})}
-    return AuditEvent(f"entity:{entity_id}", action, outcome, entity_id, integration.id, integration.provider, detail)
+    return AuditEvent(
+        actor or f"entity:{entity_id}", action, outcome, entity_id, integration.id, integration.provider, detail
+    )

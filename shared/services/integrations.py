@@ -197,15 +197,15 @@ class IntegrationService:
         _check_syncable(self.get(entity_id, integration_id), now)  # says why: another request won, or a state change
         raise Conflict("the integration changed meanwhile; read it again", code="integration_not_active")
 
-    def remove(self, entity_id: str, integration_id: UUID) -> Removal:
+    def remove(self, entity_id: str, integration_id: UUID, *, actor: str | None = None) -> Removal:
         from shared.services.integration_removal import remove_integration
 
-        return remove_integration(self, entity_id, integration_id)
+        return remove_integration(self, entity_id, integration_id, actor=actor)
 
-    def check(self, entity_id: str, integration_id: UUID) -> CheckResult:
+    def check(self, entity_id: str, integration_id: UUID, *, actor: str | None = None) -> CheckResult:
         from shared.services.integration_checks import check_integration
 
-        return check_integration(self, entity_id, integration_id)
+        return check_integration(self, entity_id, integration_id, actor=actor)
 
 
 def _check_syncable(integration: Integration, now: datetime) -> None:

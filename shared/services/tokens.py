@@ -102,6 +102,13 @@ class TokenService:
             newer = self._wait_for_winner(integration)
             if newer is not None:
                 return newer
+            # The holder let go without new credentials (the job only moved a pending token into the secret store,
+            # or gave its lease back): refresh once more rather than answer 503 with the lease free.
+            again = self.refresher.refresh(integration.id, force=force, min_ttl=min_ttl, quiet=FORCE_REFRESH_QUIET)
+            if again.outcome in ("refreshed", "not_due") and again.integration is not None:
+                self._check_status(again.integration)
+                if again.outcome == "refreshed" or token_usable(again.integration, self.clock.now(), min_ttl):
+                    return again.integration
         current = self.store.get(integration.id) or integration
         self._check_status(current)
         if token_usable(current, self.clock.now(), min_ttl) and not force:

@@ -175,3 +175,67 @@ def test_no_refresh_token_or_client_secret_in_any_log_or_response(stack: Stack) 
     for secret in (refresh_token, CLIENT_SECRET, API_KEY):
         assert secret not in logs
         assert secret not in body
+
+
+def _audit(stack: Stack, key: str | None = API_KEY, **params: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return requests.get(f"{stack.fetchers[1]}/audit", headers=headers, params=params, timeout=30)
+
+
+def test_refused_token_reads_are_audited_with_the_reason(stack: Stack) -> None:
+    integration_id = connect(stack.app, stack.provider, entity="refusals")
+    assert stack.fetch(integration_id, key="wrong-key-wrong-key-wrong-key").status_code == 401
+    with stack.app.engine.begin() as conn:
+        conn.execute(update(IntegrationRow).where(IntegrationRow.id == UUID(integration_id)).values(status="inactive"))
+    assert stack.fetch(integration_id).status_code == 409
+    events = _audit(stack, integration_id=integration_id, action="token.read").json()["events"]
+    assert [(e["actor"], e["outcome"], e["detail"]) for e in events] == [
+        ("apikey:" + _key_digest(), "refused", {"reason": "integration_inactive", "status": 409}),
+        ("anonymous", "refused", {"reason": "unauthenticated", "status": 401}),
+    ]
+    assert events[0]["entity_id"] == "refusals"
+    assert events[0]["provider"] == "oidc-test"
+
+
+def _key_digest() -> str:
+    import hashlib
+
+    return hashlib.sha256(API_KEY.encode()).hexdigest()[:8]
+
+
+def test_the_audit_endpoint_pages_newest_first_for_internal_callers_only(stack: Stack) -> None:
+    integration_id = connect(stack.app, stack.provider, entity="audited")
+    for _ in range(3):
+        assert stack.fetch(integration_id).status_code == 200
+    page = _audit(stack, integration_id=integration_id, limit="2")
+    assert page.status_code == 200, page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    body = page.json()
+    assert len(body["events"]) == 2
+    older = _audit(stack, integration_id=integration_id, limit="2", page_token=body["next_page_token"]).json()
+    ids = [e["id"] for e in body["events"] + older["events"]]
+    assert ids == sorted(ids, reverse=True)
+    assert [e["action"] for e in older["events"]][-1] == "oauth.connect", "the first event is the connect"
+    since = _audit(stack, integration_id=integration_id, since=datetime.now(UTC).isoformat()).json()
+    assert since["events"] == []
+    assert _audit(stack, key=None).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"limit": "0"}, 422, "validation_failed"),
+        ({"limit": "501"}, 422, "validation_failed"),
+        ({"limit": "\u00b2"}, 422, "validation_failed"),
+        ({"integration_id": "nope"}, 422, "validation_failed"),
+        ({"since": "yesterday"}, 422, "validation_failed"),
+        ({"since": "2025-01-31T12:00:00"}, 422, "validation_failed"),
+        ({"action": "DROP TABLE"}, 422, "validation_failed"),
+        ({"page_token": "abc"}, 400, "invalid_page_token"),
+        ({"page_token": "9" * 40}, 400, "invalid_page_token"),
+        ({"entity": "x"}, 400, "unknown_parameter"),
+    ],
+)
+def test_bad_audit_queries_get_clear_errors(stack: Stack, params, status, code) -> None:
+    response = _audit(stack, **params)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)

@@ -14,7 +14,7 @@ from shared.local.server import ROUTES
 from shared.openapi import openapi_document
 
 METHODS = {"get", "post", "put", "patch", "delete"}
-INTERNAL_PATHS = ("/token", "/refresh", "/dispatch", "/events")  # the internal functions
+INTERNAL_PATHS = ("/token", "/refresh", "/dispatch", "/events", "/audit")  # the internal functions
 
 
 def _normalise(path: str) -> str:
