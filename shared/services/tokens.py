@@ -8,6 +8,7 @@ forces one after a 401.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,7 +82,8 @@ class TokenService:
             if integration.secret_ref is None:  # nothing to refresh with: only a reconnect helps
                 code, message = UNAVAILABLE[Status.EXPIRED]
                 raise Conflict(message, code=code)
-            self._stale(retry_after=None)
+            after = integration.next_attempt_after  # a backoff running: say when the next attempt is allowed
+            self._stale((after - now).total_seconds() if after is not None and after > now else None)
         return self._token(integration)
 
     def _refreshed(self, integration: Integration, min_ttl: int, force: bool) -> Integration:
@@ -136,7 +138,8 @@ class TokenService:
         error = DependencyUnavailable(
             "the access token expired and the provider could not refresh it yet", code="refresh_unavailable"
         )
-        error.details["retry_after"] = max(1, int(retry_after or 30))
+        # Rounded up: a Retry-After a little short of the backoff would cost the caller one wasted retry.
+        error.details["retry_after"] = max(1, math.ceil(retry_after)) if retry_after else 30
         raise error
 
     def _token(self, integration: Integration) -> dict[str, Any]:

@@ -155,3 +155,17 @@ def test_discovery_failing_never_ends_a_grant(env, provider, tmp_path, monkeypat
         row = current(app, integration_id)
     assert outcomes == ["transient"] * 4
     assert (row.status.value, row.last_refresh_error) == ("active", "discovery_failed")
+
+
+def test_retry_after_during_a_backoff_is_the_time_left(clocked, provider):
+    app, clock = clocked
+    integration_id = UUID(connect(app, provider))
+    expire(app, integration_id)
+    provider.fail_token("500", count=100)
+    with pytest.raises(DependencyUnavailable):
+        app.token_service.fetch(integration_id, "test")  # the first failure: a backoff of 15-30 s starts
+    clock.advance(seconds=14)
+    with pytest.raises(DependencyUnavailable) as cooling:
+        app.token_service.fetch(integration_id, "test")
+    left = (current(app, integration_id).next_attempt_after - clock.now()).total_seconds()
+    assert 1 <= int(cooling.value.details["retry_after"]) <= max(1, int(left) + 1)
