@@ -32,6 +32,7 @@ from shared.domain.ports import (
     ProviderDirectory,
     RefreshStore,
     SecretStore,
+    TokenReads,
 )
 from shared.errors import CatalogError, ConfigurationError
 from shared.logs import configure_logging
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
+    from shared.adapters.pg_pool import Connect
     from shared.services.connect import ConnectFlow
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
@@ -68,7 +70,30 @@ class Container(EventComponents):
     def engine(self) -> Engine:
         from shared.adapters.db import build_engine
 
-        return build_engine(self.settings)
+        return build_engine(self.settings, connect=self.pg_connect if self.settings.instance_connection_name else None)
+
+    @cached_property
+    def pg_connect(self) -> Connect | None:
+        """How this instance opens a raw PostgreSQL connection (one Cloud SQL connector per process); None on
+        SQLite."""
+        from shared.adapters import pg_pool
+
+        if self.settings.instance_connection_name:
+            return pg_pool.cloud_sql_connect(self.settings)
+        url = self.settings.database_url or ""
+        return pg_pool.url_connect(url) if url.startswith("postgresql") else None
+
+    @cached_property
+    def token_reads(self) -> TokenReads:
+        connect = self.pg_connect
+        if connect is None:
+            from shared.adapters.sql_token_reads import SqlTokenReads
+
+            return SqlTokenReads(self.engine)
+        from shared.adapters.pg_pool import PgConnections
+        from shared.adapters.pg_token_reads import PgTokenReads
+
+        return PgTokenReads(PgConnections(connect, self.settings.db_pool_size))
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -214,12 +239,14 @@ class Container(EventComponents):
 
     @cached_property
     def token_service(self) -> TokenService:
-        from shared.services.tokens import TokenService
+        from shared.services.tokens import SlowPath, TokenService
+
+        def slow_path() -> SlowPath:  # built on the first fetch off the hot path
+            return SlowPath(store=self.refresh_store, secrets=self.secret_store, refresher=self.refresher)
 
         return TokenService(
-            catalog=self.catalog, store=self.refresh_store, secrets=self.secret_store, keyring=self.keyring,
-            clock=self.clock, refresher=self.refresher,
-        )  # fmt: skip
+            catalog=self.catalog, reads=self.token_reads, keyring=self.keyring, clock=self.clock, slow_path=slow_path
+        )
 
     @cached_property
     def job_settings(self) -> JobSettings:

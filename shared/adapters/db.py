@@ -1,17 +1,25 @@
-"""Engine factory: Cloud SQL connector (IAM auth) | DATABASE_URL | embedded SQLite file, in that order."""
+"""Engine factory: Cloud SQL connector (IAM auth) | DATABASE_URL | embedded SQLite file, in that order.
+
+PostgreSQL pools do not ping a connection before each use (a round trip per checkout). A connection the server
+has closed (a restart, `pg_terminate_backend`, an idle timeout) has the server's goodbye or EOF waiting on its
+socket, where a live idle one has nothing to read: a zero-timeout poll at checkout sees it, and the pool connects
+anew. A connection that dies between that check and its first statement fails that statement; SQLAlchemy then
+invalidates the pool, so the next checkout connects afresh.
+"""
 
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tenacity
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from shared.adapters.pg_pool import Connect, cloud_sql_connect
 from shared.config import Settings
 
 ConnectorFactory = Callable[..., Any]
@@ -33,9 +41,12 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or sqlite_url(settings.local_data_dir)
 
 
-def build_engine(settings: Settings, *, connector_factory: ConnectorFactory | None = None) -> Engine:
+def build_engine(
+    settings: Settings, *, connector_factory: ConnectorFactory | None = None, connect: Connect | None = None
+) -> Engine:
+    """`connect`: the instance's Cloud SQL connect function when it already has one (one connector per process)."""
     if settings.instance_connection_name:
-        return _cloud_sql_engine(settings, connector_factory)
+        return _cloud_sql_engine(settings, connect or cloud_sql_connect(settings, connector_factory))
     return engine_for_url(
         database_url(settings), pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
@@ -47,10 +58,21 @@ def engine_for_url(url: str, *, pool_size: int = 5, max_overflow: int = 2) -> En
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800,
-        hide_parameters=True,
-    )  # fmt: skip
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, hide_parameters=True)
+    event.listen(engine, "checkout", _discard_if_closed)
+    return engine
+
+
+def _discard_if_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+    sock = getattr(dbapi_connection, "_usock", None)  # pg8000's socket (an SSLSocket through the connector)
+    if sock is None:
+        return
+    try:
+        waiting = bool(select.select([sock], [], [], 0)[0]) or bool(getattr(sock, "pending", lambda: 0)())
+    except (OSError, ValueError):  # closed already
+        waiting = True
+    if waiting:
+        raise DisconnectionError("the server closed this connection")  # the pool replaces it
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -61,36 +83,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
-def _cloud_sql_engine(settings: Settings, connector_factory: ConnectorFactory | None) -> Engine:
-    if connector_factory is None:
-        # Imported only here: the connector costs ~0.5 s of import time that local runs should not pay.
-        from google.cloud.sql.connector import Connector, IPTypes
-
-        ip_type = IPTypes.PRIVATE if settings.db_private_ip else IPTypes.PUBLIC
-        connector = Connector(refresh_strategy="LAZY", ip_type=ip_type, enable_iam_auth=True)
-    else:
-        connector = connector_factory()
-
-    instance = settings.instance_connection_name or ""
-
-    def connect() -> Any:
-        return connector.connect(instance, "pg8000", user=settings.db_user, db=settings.db_name)
-
-    return create_engine(
+def _cloud_sql_engine(settings: Settings, connect: Connect) -> Engine:
+    engine = create_engine(
         "postgresql+pg8000://",
         creator=connect,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
         hide_parameters=True,
     )
+    event.listen(engine, "checkout", _discard_if_closed)
+    return engine
 
 
 def wait_for_database(engine: Engine, timeout: float) -> None:
     """Connect once, retrying with exponential backoff (0.5 s up to 10 s) until `timeout` seconds have passed; then
     the last error is raised. On Cloud Run, Direct VPC egress may carry a new instance's first connection only after
     up to a minute."""
+    import tenacity  # only `broker migrate` waits: the functions' cold starts do not import it
 
     def note(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

@@ -230,6 +230,19 @@ class Authenticator(Protocol):
     def entity_id(self, request: Any) -> str: ...
 
 
+class TokenReads(Protocol):
+    """The token hot path: PgTokenReads on PostgreSQL (one statement), SqlTokenReads elsewhere."""
+
+    def read_for_use(
+        self, integration_id: UUID, actor: str, now: datetime, fresh_until: datetime, every: timedelta
+    ) -> tuple[Integration | None, bool]:
+        """Read one integration (None when missing). When it can be handed out as it is (`servable_as_is` with
+        `fresh_until`), write the `token.read` audit event of `actor` and stamp `last_used_at` (at most once per
+        `every`) in the read's own transaction, and answer True. DependencyUnavailable when the database fails:
+        a read whose audit row cannot be written is refused as a whole."""
+        ...
+
+
 KEEP_STATUS = "keep"
 REAUTH_IF_ACTIVE = "reauth_if_active"
 

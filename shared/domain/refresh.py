@@ -77,6 +77,25 @@ def token_usable(integration: Integration, now: datetime, min_ttl: int = 0) -> b
     return expires_at is None or expires_at - now > timedelta(seconds=ttl)
 
 
+def servable_until(now: datetime, max_margin: int, min_ttl: int) -> datetime:
+    """A token valid past this instant can be handed out with no refresh decision for any provider whose margin is
+    at most `max_margin` (the catalog's largest) and for `min_ttl` (one second of slack for the clock moving on)."""
+    return now + timedelta(seconds=max(max_margin, min_ttl) + 1)
+
+
+def servable_as_is(integration: Integration, until: datetime) -> bool:
+    """Whether the stored access token can be handed out as it is: an active OAuth integration whose token is
+    valid past `until` (servable_until). The token hot path audits a read in the read's own transaction exactly
+    when this holds (PgTokenReads says the same in SQL)."""
+    return (
+        integration.status == Status.ACTIVE
+        and integration.credential_type == CredentialType.OAUTH2
+        and integration.access_token_ciphertext is not None
+        and integration.token_expires_at is not None
+        and integration.token_expires_at > until
+    )
+
+
 def backoff(failures: int, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with full jitter (30 s · 2^(n-1), capped at 1 h); never sooner than Retry-After."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, failures - 1)))

@@ -100,6 +100,8 @@ class Catalog:
     def __init__(self, providers: Mapping[str, Provider]):
         self._providers = dict(sorted(providers.items()))
         self._index = {name: p for p in self._providers.values() for name in (p.id, *p.aliases)}
+        # The token hot path's one threshold for every provider (shared.domain.refresh.servable_until).
+        self.max_refresh_margin = max((p.refresh_margin for p in self._providers.values()), default=0)
 
     def get(self, provider_id: str) -> Provider:
         """The entry for an id or an alias."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from shared.domain.envelope import Keyring
 from shared.domain.events import CONNECTED, RECONNECTED, EventSpec
@@ -17,10 +18,12 @@ from shared.domain.models import (
     Status,
     secret_id_for,
 )
-from shared.domain.oauth import TokenSet
 from shared.domain.ports import Clock, IntegrationRepository, Record, SecretStore
 from shared.errors import Conflict, NotFound
-from shared.providers.catalog import Provider
+
+if TYPE_CHECKING:  # annotations only: the token hot path imports this module for its purposes
+    from shared.domain.oauth import TokenSet
+    from shared.providers.catalog import Provider
 
 log = logging.getLogger("broker.credentials")
 ACCESS_TOKEN_PURPOSE = "access_token"

@@ -1,8 +1,9 @@
 """Token fetch: hand an internal caller a valid access token (refreshing first when due) or static credentials.
 
-The hot path for a valid OAuth token is one indexed read and an in-memory decrypt (plus the audit write); a
-refresh happens only when the token is inside the provider's margin, `min_ttl` asks for more, or the caller
-forces one after a 401.
+The hot path for a valid OAuth token is one statement (PostgreSQL: read the row, write the read's audit event,
+stamp `last_used_at` when stale; `TokenReads`) and an in-memory decrypt. Everything else (a refresh when the token
+is inside the provider's margin, `min_ttl` asks for more or the caller forces one after a 401; static credentials)
+is the slow path, whose parts are built on first use, so the token function's cold start does not pay for them.
 """
 
 from __future__ import annotations
@@ -11,19 +12,23 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 from shared.domain.envelope import Keyring
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status
-from shared.domain.ports import Clock, RefreshStore, SecretStore
-from shared.domain.refresh import FORCE_REFRESH_QUIET, should_refresh, token_usable
+from shared.domain.ports import Clock, RefreshStore, SecretStore, TokenReads
+from shared.domain.refresh import FORCE_REFRESH_QUIET, servable_until, should_refresh, token_usable
 from shared.errors import BrokerError, Conflict, DependencyUnavailable, NotFound
-from shared.providers.catalog import Catalog
 from shared.services.credentials import ACCESS_TOKEN_PURPOSE
-from shared.services.refresh import Refresher
+
+if TYPE_CHECKING:
+    from shared.providers.catalog import Catalog
+    from shared.services.refresh import Refresher
 
 UNAVAILABLE = {
     Status.REAUTH_REQUIRED: ("reauth_required", "the account must be connected again (POST /oauth/start)"),
@@ -36,29 +41,59 @@ UNAVAILABLE = {
 USE_RECORD_EVERY = timedelta(seconds=60)
 
 
+@dataclass(frozen=True)
+class SlowPath:
+    """What a fetch off the hot path needs: leases and fenced writes, the secret store, the refresh engine."""
+
+    store: RefreshStore
+    secrets: SecretStore
+    refresher: Refresher
+
+
 @dataclass
 class TokenService:
     catalog: Catalog
-    store: RefreshStore
-    secrets: SecretStore
+    reads: TokenReads
     keyring: Keyring
     clock: Clock
-    refresher: Refresher
+    slow_path: Callable[[], SlowPath]
     wait_for_winner: float = 5.0
     _static: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @cached_property
+    def _slow(self) -> SlowPath:
+        return self.slow_path()
+
+    @property
+    def store(self) -> RefreshStore:
+        return self._slow.store
+
+    @property
+    def refresher(self) -> Refresher:
+        return self._slow.refresher
+
     def fetch(self, integration_id: UUID, caller: str, *, min_ttl: int = 0, force: bool = False) -> dict[str, Any]:
-        integration = self.store.get(integration_id)
+        """The answer for `caller`. Audit-or-refuse: no token leaves without the audit event of its read (on the hot
+        path written by the read's own statement; otherwise by `touch`); a database failure is a 503."""
+        now = self.clock.now()
+        if force:  # a refresh follows (or the quiet period's answer): the plain read, audited at the end
+            integration, audited = self.store.get(integration_id), False
+        else:
+            until = servable_until(now, self.catalog.max_refresh_margin, min_ttl)
+            integration, audited = self.reads.read_for_use(integration_id, caller, now, until, USE_RECORD_EVERY)
         if integration is None:
             raise NotFound("integration not found", code="integration_not_found")
         self._check_status(integration)
         if integration.credential_type != CredentialType.OAUTH2:
             view = self._static_view(integration)
         else:
-            view = self._oauth_view(integration, min_ttl, force)
-        event = AuditEvent(caller, "token.read", "success", integration.entity_id, integration.id, integration.provider)
-        self.store.touch(integration, self.clock.now(), USE_RECORD_EVERY, event)
+            view = self._oauth_view(integration, min_ttl, force, now)
+        if not audited:
+            event = AuditEvent(
+                caller, "token.read", "success", integration.entity_id, integration.id, integration.provider
+            )
+            self.store.touch(integration, self.clock.now(), USE_RECORD_EVERY, event)
         return view
 
     @staticmethod
@@ -67,9 +102,8 @@ class TokenService:
             code, message = UNAVAILABLE[integration.status]
             raise Conflict(message, code=code)
 
-    def _oauth_view(self, integration: Integration, min_ttl: int, force: bool) -> dict[str, Any]:
+    def _oauth_view(self, integration: Integration, min_ttl: int, force: bool, now: datetime) -> dict[str, Any]:
         provider = self.catalog.get(integration.provider)
-        now = self.clock.now()
         due, reason = should_refresh(
             integration, provider, now, min_ttl=min_ttl, force=force, quiet=FORCE_REFRESH_QUIET
         )
@@ -162,7 +196,7 @@ class TokenService:
         with self._lock:  # versions are immutable, so a read by number can be kept for the instance's life
             credentials = self._static.get(key)
         if credentials is None:
-            credentials = json.loads(self.secrets.read(*key))["credentials"]
+            credentials = json.loads(self._slow.secrets.read(*key))["credentials"]
             with self._lock:
                 self._static[key] = credentials
         return {

@@ -79,6 +79,9 @@ def in_process_broker(env: dict[str, str], monkeypatch: Any, **components: Any) 
         yield app
     finally:
         app.engine.dispose()
+        reads = app.__dict__.get("token_reads")
+        if reads is not None and hasattr(reads, "close"):
+            reads.close()
 
 
 def connect(app: Container, provider: OidcProvider, entity: str = "entity-1", provider_id: str = "oidc-test") -> str:
