@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+import pg8000.native
 import pytest
 from sqlalchemy import Engine, select, text
 
@@ -157,3 +158,18 @@ def test_an_engine_replaces_a_connection_killed_server_side_at_checkout_without_
         with engine.connect() as conn:
             assert conn.execute(text("SELECT 1")).scalar() == 1
         engine.dispose()
+
+
+def test_the_raw_pool_reads_timestamps_as_pg8000_does(pg_server, pg_url):
+    sql = (
+        "SELECT CAST('2026-01-01 01:02:03.5+02' AS timestamptz), CAST('infinity' AS timestamptz), "
+        "CAST('0044-03-15 12:00:00 BC' AS timestamptz), CAST(NULL AS timestamptz)"
+    )
+    pool = PgConnections(url_connect(pg_url), 1)
+    plain = pg8000.native.Connection(pg_server.user, host=pg_server.host, port=pg_server.port,
+                                     database=pg_url.rsplit("/", 1)[1])  # fmt: skip
+    try:
+        assert list(pool.run(sql, {})[0]) == plain.run(sql)[0]
+    finally:
+        plain.close()
+        pool.close()
