@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import Engine
 
 from shared.bootstrap_events import EventComponents
 from shared.config import Settings, get_settings
@@ -36,14 +35,15 @@ from shared.domain.ports import (
 )
 from shared.errors import CatalogError, ConfigurationError
 from shared.logs import configure_logging
-from shared.providers.catalog import Catalog, load_catalog
 
 if TYPE_CHECKING:
     import requests
+    from sqlalchemy import Engine
 
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.adapters.pg_pool import Connect
+    from shared.providers.catalog import Catalog
     from shared.services.connect import ConnectFlow
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
@@ -51,6 +51,23 @@ if TYPE_CHECKING:
     from shared.services.refresh import Refresher
     from shared.services.refresh_job import JobSettings
     from shared.services.tokens import TokenService
+
+
+class Deferred:
+    """A component built on its first use. Services get it at once, but a cold start that never calls it never pays
+    for its imports and client (the Secret Manager client's gRPC stack, `requests`, OIDC discovery)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._target: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = self._build()
+        return getattr(self._target, name)
 
 
 class Container(EventComponents):
@@ -61,6 +78,10 @@ class Container(EventComponents):
             if name not in components:
                 raise TypeError(f"Container has no component {name!r}")
             self.__dict__[name] = value
+
+    def later(self, component: str) -> Any:
+        """`component`, built when first used (Deferred)."""
+        return Deferred(lambda: getattr(self, component))
 
     @cached_property
     def clock(self) -> Clock:
@@ -97,6 +118,8 @@ class Container(EventComponents):
 
     @cached_property
     def catalog(self) -> Catalog:
+        from shared.providers.catalog import load_catalog
+
         return load_catalog(self.settings.providers_file)
 
     @cached_property
@@ -197,8 +220,9 @@ class Container(EventComponents):
 
         return IntegrationService(
             settings=self.settings, catalog=self.catalog, integrations=self.integrations, admin=self.integration_admin,
-            secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
-            revoker=self.token_endpoint, directory=self.directory, audit=self.audit,
+            secrets=self.later("secret_store"), keyring=self.keyring, clock=self.clock,
+            token_endpoint=self.later("token_endpoint"), revoker=self.later("token_endpoint"),
+            directory=self.later("directory"), audit=self.audit,
         )  # fmt: skip
 
     @cached_property
@@ -216,8 +240,8 @@ class Container(EventComponents):
 
         return ConnectFlow(
             settings=self.settings, catalog=self.catalog, states=self.states, integrations=self.integrations,
-            secrets=self.secret_store, keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint,
-            directory=self.directory, audit=self.audit,
+            secrets=self.later("secret_store"), keyring=self.keyring, clock=self.clock,
+            token_endpoint=self.later("token_endpoint"), directory=self.later("directory"), audit=self.audit,
         )  # fmt: skip
 
     @cached_property
@@ -232,8 +256,9 @@ class Container(EventComponents):
         from shared.services.refresh import Refresher
 
         return Refresher(
-            settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.secret_store,
-            keyring=self.keyring, clock=self.clock, token_endpoint=self.token_endpoint, directory=self.directory,
+            settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.later("secret_store"),
+            keyring=self.keyring, clock=self.clock, token_endpoint=self.later("token_endpoint"),
+            directory=self.later("directory"),
             lease=timedelta(seconds=self.settings.refresh_lease), stopping=stopping,
         )  # fmt: skip
 
@@ -317,6 +342,7 @@ def validate(*, client_secrets: bool = True, token_callers: bool = False) -> Non
     """
     global _checked_catalog
     from shared import startup
+    from shared.providers.catalog import load_catalog
 
     settings = get_settings()
     try:

@@ -4,11 +4,13 @@ functions-framework runs gunicorn (one worker, `THREADS` threads); gunicorn rese
 so the handler that lets the refresh engine drain (shared.lifecycle) is installed by a `post_worker_init` hook.
 Target and source come from `--target`/`--source` or, as with functions-framework, FUNCTION_TARGET and
 FUNCTION_SOURCE; the port from PORT. Every function also answers `/health` and `/ready` (shared.probes), so the
-entry points in functions/ stay as they are.
+entry points in functions/ stay as they are. The function module is imported before gunicorn forks its worker,
+then the collector is frozen (`gc.freeze()`).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING
 
@@ -40,6 +42,9 @@ def serve_function(target: str | None, source: str | None, host: str, port: int)
         raise SystemExit("broker function: --target or FUNCTION_TARGET is required")
     source = source or os.environ.get("FUNCTION_SOURCE") or f"functions/{target}.py"
     app = create_function_app(target, source)
+    # Everything imported so far lives as long as the process: keep the collector from scanning it again and
+    # again, and from touching (copying) its pages in the forked worker.
+    gc.freeze()
     server = GunicornApplication(  # type: ignore[no-untyped-call]
         app, host, port, False, post_worker_init=gunicorn_post_worker_init, graceful_timeout=GRACEFUL_TIMEOUT
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from shared.domain.delivery import (
@@ -19,10 +19,12 @@ from shared.domain.delivery import (
 from shared.domain.envelope import Sealed
 from shared.domain.events import EventSpec, OutboxEvent
 from shared.domain.models import AuditEvent, AuditQuery, AuditRecord, Integration, IntegrationSearch, OAuthState
-from shared.domain.oauth import TokenRequest, TokenSet
-from shared.domain.pagination import Cursor
-from shared.domain.revocation import RevocationRequest
-from shared.providers.catalog import Provider
+
+if TYPE_CHECKING:  # annotations only: a function imports the ports it uses, not the OAuth or catalog machinery
+    from shared.domain.oauth import TokenRequest, TokenSet
+    from shared.domain.pagination import Cursor
+    from shared.domain.revocation import RevocationRequest
+    from shared.providers.catalog import Provider
 
 # What a state change records in its own transaction: audit events, and events for the outbox (completed from the
 # row as written: shared.domain.events.materialise). An event is written if and only if its change commits.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shared.domain.models import CredentialType, Integration, Status
-from shared.providers.catalog import Provider
+
+if TYPE_CHECKING:
+    from shared.providers.catalog import Provider
 
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)

@@ -24,10 +24,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
-from shared.domain import oauth
 from shared.domain.envelope import Keyring
 from shared.domain.events import refresh_transitions
 from shared.domain.models import Integration
@@ -43,6 +42,9 @@ from shared.services.credentials import (
     master_secret_payload,
 )
 from shared.services.refresh_failures import Outcome, RefreshResult, record_failure, refresh_event
+
+if TYPE_CHECKING:
+    from shared.domain import oauth
 
 log = logging.getLogger("broker.refresh")
 
@@ -125,6 +127,8 @@ class Refresher:
                 # would make the provider revoke the grant. Give the lease back and let the next run do it.
                 self.store.release(integration.id, lease.owner)
                 return RefreshResult("busy", None, "lease_too_short")
+            from shared.domain import oauth  # here: a job run with nothing due never loads the OAuth machinery
+
             request = oauth.token_request(provider, client, oauth.refresh_grant(refresh_token))
             tokens = self.token_endpoint.exchange(request, provider, self.clock.now())
         except ProviderError as error:

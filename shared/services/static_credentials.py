@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.models import Integration
 from shared.domain.ports import SecretStore
 from shared.errors import SecretCorrupted, ValidationFailed
 from shared.providers.catalog import Provider
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # fullmatch
@@ -25,6 +25,8 @@ _MAX_REPORTED = 10
 def check_credentials(provider: Provider, credentials: dict[str, Any]) -> None:
     """ValidationFailed (`invalid_credentials`) listing each problem by field, when the credentials do not fit."""
     schema = dict(provider.credentials_schema or {})
+    from jsonschema import Draft202012Validator  # only where static credentials are checked
+
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     problems = [_describe(error) for error in validator.iter_errors(credentials)]
     for name, value in credentials.items():

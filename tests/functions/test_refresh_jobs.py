@@ -78,7 +78,7 @@ def test_two_jobs_at_once_refresh_each_integration_exactly_once(pg_url, demo_pro
             logs = one.output() + two.output()
         counts = [run.json() for run in runs]
         with app.engine.connect() as conn:
-            versions = dict(
+            versions: dict[int, int] = dict(
                 conn.execute(
                     select(IntegrationRow.credential_version, func.count()).group_by(IntegrationRow.credential_version)
                 ).all()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from shared.errors import CatalogError, UnknownProvider
-from shared.providers.catalog import Catalog, Provider, load_catalog
+from shared.providers.catalog import Catalog, Provider, load_catalog, record_validated
 
 PACKAGE = resources.files("shared.providers")
 SCHEMA = json.loads(PACKAGE.joinpath("schema.json").read_text(encoding="utf-8"))
@@ -262,3 +264,47 @@ def test_allowed_hosts_lets_discovery_name_other_hosts(tmp_path: Path):
         "credentials_schema": credentials,
     }
     assert "allowed_hosts" in rejected(tmp_path, {"keyed": static})
+
+
+def _override(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "providers.yaml"
+    path.write_text(body, encoding="utf-8")
+    return str(path)
+
+
+VALID_OVERRIDE = (
+    "providers:\n  acme:\n    display_name: Acme\n    auth_mode: oauth2\n"
+    "    authorization_url: https://acme.example/authorize\n    token_url: https://acme.example/token\n"
+)
+
+
+def test_a_recorded_catalog_loads_without_yaml_or_the_schema_validator(tmp_path: Path):
+    records = tmp_path / "records"
+    override = _override(tmp_path, VALID_OVERRIDE)
+    code = (
+        "import sys; from pathlib import Path; import shared.providers.sources as s; "
+        f"s.RECORDS = Path({str(records)!r}); from shared.providers.catalog import load_catalog, record_validated; "
+        f"f = {override!r}; c = record_validated(f)[0] if sys.argv[1] == 'record' else load_catalog(f); "
+        "print(sorted(c.ids())); print('yaml' in sys.modules, 'jsonschema' in sys.modules)"
+    )
+    recorded = subprocess.run([sys.executable, "-c", code, "record"], capture_output=True, text=True, check=True)
+    loaded = subprocess.run([sys.executable, "-c", code, "load"], capture_output=True, text=True, check=True)
+    assert recorded.stdout.splitlines()[0] == loaded.stdout.splitlines()[0]
+    assert "'acme'" in loaded.stdout
+    assert recorded.stdout.splitlines()[1] == "True True", "recording validates in full"
+    assert loaded.stdout.splitlines()[1] == "False False", "a recorded catalog needs neither"
+
+
+def test_a_changed_file_is_validated_again_and_nothing_invalid_is_recorded(tmp_path: Path, monkeypatch):
+    import shared.providers.sources as sources
+
+    monkeypatch.setattr(sources, "RECORDS", tmp_path / "records")
+    override = _override(tmp_path, VALID_OVERRIDE)
+    record_validated(override)
+    assert len(list((tmp_path / "records").iterdir())) == 1
+    Path(override).write_text(VALID_OVERRIDE + "    refresh_margn: 60\n", encoding="utf-8")  # a typo'd key
+    with pytest.raises(CatalogError, match="refresh_margn"):
+        load_catalog(override)
+    with pytest.raises(CatalogError):
+        record_validated(override)
+    assert len(list((tmp_path / "records").iterdir())) == 1, "no record for what failed"
