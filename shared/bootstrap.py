@@ -178,10 +178,13 @@ class Container(EventComponents):
 
     @cached_property
     def egress(self) -> requests.Session:
-        """The session for every call to a provider or an ID token issuer (checked by the egress rules)."""
+        """The session for every call to a provider or an ID token issuer (checked by the egress rules). A
+        kept-alive connection per concurrent refresh: urllib3 keeps 10 per host, and a job running more calls at once
+        than that would open (and drop) a connection for every call beyond them."""
         from shared.adapters.egress import egress_session
 
-        return egress_session(self.settings.egress_policy)
+        pool = max(10, self.settings.refresh_concurrency)
+        return egress_session(self.settings.egress_policy, pool_maxsize=pool)
 
     @cached_property
     def token_endpoint(self) -> HttpTokenEndpoint:

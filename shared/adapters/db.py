@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from shared.adapters import pg8000_statements
 from shared.adapters.pg_pool import Connect, cloud_sql_connect
 from shared.config import Settings
 
@@ -58,6 +59,7 @@ def engine_for_url(url: str, *, pool_size: int = 5, max_overflow: int = 2) -> En
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    pg8000_statements.install()
     engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, hide_parameters=True)
     event.listen(engine, "checkout", _discard_if_closed)
     return engine
@@ -84,6 +86,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 
 def _cloud_sql_engine(settings: Settings, connect: Connect) -> Engine:
+    pg8000_statements.install()
     engine = create_engine(
         "postgresql+pg8000://",
         creator=connect,

@@ -42,8 +42,8 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 class CheckedAdapter(HTTPAdapter):
-    def __init__(self, policy: EgressPolicy, resolver: Resolver = system_resolver) -> None:
-        super().__init__()
+    def __init__(self, policy: EgressPolicy, resolver: Resolver = system_resolver, *, pool_maxsize: int = 10) -> None:
+        super().__init__(pool_maxsize=pool_maxsize)
         self._policy = policy
         self._resolver = resolver
 
@@ -82,13 +82,17 @@ class CheckedAdapter(HTTPAdapter):
         return addresses[0]
 
 
-def egress_session(policy: EgressPolicy | None, resolver: Resolver = system_resolver) -> requests.Session:
-    """A session for calls to providers and issuers: checked under `policy`, plain when it is None."""
+def egress_session(
+    policy: EgressPolicy | None, resolver: Resolver = system_resolver, *, pool_maxsize: int = 10
+) -> requests.Session:
+    """A session for calls to providers and issuers: checked under `policy`, plain when it is None; `pool_maxsize`
+    connections kept alive per host."""
     session = requests.Session()
-    if policy is not None:
-        adapter = CheckedAdapter(policy, resolver)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    adapter = HTTPAdapter(pool_maxsize=pool_maxsize) if policy is None else CheckedAdapter(
+        policy, resolver, pool_maxsize=pool_maxsize
+    )  # fmt: skip
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 

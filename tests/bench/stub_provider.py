@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
 
-import flask
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.support.postgres import free_port
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 class StubProvider:
+    """Served by the standard library's threading HTTP server with HTTP/1.1 keep-alive, as a provider's token endpoint
+    is (werkzeug's development server closes every connection, which would make each call a new TCP connection)."""
+
     def __init__(self, latency: float) -> None:
         self.latency = latency
         self.url = ""
         self.calls = 0
         self._live: set[str] = set()
         self._lock = threading.Lock()
+        self.extra_counts: Callable[[], dict[str, int]] = dict
 
     def mint(self) -> str:
         token = secrets.token_urlsafe(24)
@@ -40,47 +41,70 @@ class StubProvider:
         with self._lock:
             self.calls = 0
 
-    def app(self) -> flask.Flask:
-        app = flask.Flask("stub-provider")
+    def answer(self, rotate: bool, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        time.sleep(self.latency)
+        token = form.get("refresh_token", "")
+        with self._lock:
+            self.calls += 1
+            if token not in self._live:
+                return 400, {"error": "invalid_grant"}
+            body: dict[str, Any] = {
+                "access_token": secrets.token_urlsafe(24),
+                "token_type": "Bearer",
+                "expires_in": 3600,
+            }
+            if rotate:
+                self._live.discard(token)
+                body["refresh_token"] = rotated = secrets.token_urlsafe(24)
+                self._live.add(rotated)
+        return 200, body
 
-        def answer(rotate: bool) -> flask.Response:
-            time.sleep(self.latency)
-            token = flask.request.form.get("refresh_token", "")
-            with self._lock:
-                self.calls += 1
-                if token not in self._live:
-                    return flask.Response('{"error": "invalid_grant"}', 400, mimetype="application/json")
-                body: dict[str, str | int] = {
-                    "access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": 3600
-                }  # fmt: skip
-                if rotate:
-                    self._live.discard(token)
-                    rotated = secrets.token_urlsafe(24)
-                    self._live.add(rotated)
-                    body["refresh_token"] = rotated
-            return flask.jsonify(body)
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
 
-        app.add_url_rule("/token", "rotating", lambda: answer(True), methods=["POST"])
-        app.add_url_rule("/steady/token", "steady", lambda: answer(False), methods=["POST"])
-        app.add_url_rule("/_mint", "mint", lambda: flask.jsonify([self.mint() for _ in range(500)]), methods=["POST"])
-        app.add_url_rule("/_calls", "calls", lambda: flask.jsonify({"provider": self.calls, **self.extra_counts()}))
-        app.add_url_rule("/_reset", "reset", self._reset_view, methods=["POST"])
-        return app
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, as a real server sends them
 
-    def _reset_view(self) -> flask.Response:
-        self.reset()
-        return flask.jsonify({})
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
 
-    def extra_counts(self) -> dict[str, int]:
-        return {}
+            def _reply(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                form = dict(parse_qsl(raw))
+                if self.path in ("/token", "/steady/token"):
+                    self._reply(*stub.answer(self.path == "/token", form))
+                elif self.path == "/_mint":
+                    self._reply(200, [stub.mint() for _ in range(500)])
+                elif self.path == "/_reset":
+                    stub.reset()
+                    self._reply(200, {})
+                else:
+                    self._reply(404, {})
+
+            def do_GET(self) -> None:
+                if self.path == "/_calls":
+                    self._reply(200, {"provider": stub.calls, **stub.extra_counts()})
+                else:
+                    self._reply(404, {})
+
+        return Handler
 
     @classmethod
     @contextmanager
     def serving(cls, latency: float) -> Iterator[StubProvider]:
         stub = cls(latency)
-        port = free_port()
-        http = make_server("127.0.0.1", port, stub.app(), threaded=True, request_handler=_Quiet)
-        stub.url = f"http://127.0.0.1:{port}"
+        http = ThreadingHTTPServer(("127.0.0.1", free_port()), stub.handler())
+        http.daemon_threads = True
+        stub.url = f"http://127.0.0.1:{http.server_address[1]}"
         thread = threading.Thread(target=http.serve_forever, daemon=True)
         thread.start()
         try:
@@ -127,7 +151,7 @@ def main() -> None:
     from tests.fakes.secret_manager_server import LocalSecretManager
 
     with LocalSecretManager.start() as sm, StubProvider.serving(float(sys.argv[1])) as stub:
-        stub.extra_counts = lambda: {"secret_writes": sm.calls["AddSecretVersion"]}  # type: ignore[method-assign]
+        stub.extra_counts = lambda: {"secret_writes": sm.calls["AddSecretVersion"]}
         print("READY", stub.url, sm.grpc_endpoint, flush=True)
         threading.Event().wait()
 
