@@ -91,6 +91,11 @@ bench: setup postgres-bin
 	$(BIN)/python -m compileall -q shared functions tests/bench
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
+# P6: the refresh fan-out at 1M integrations, simulated (README "Scaling past one instance"); bench-scale.json.
+.PHONY: bench-scale
+bench-scale: setup postgres-bin
+	$(BIN)/python -m tests.bench.scale $(BENCH_ARGS)
+
 # Offline infrastructure checks: terraform formatting, checkov (zero failed checks; each skip is justified where it
 # applies, as a #checkov:skip comment) and the terraform tests. checkov has its own virtualenv: it pulls in many
 # dependencies the broker must not carry. `terraform init/validate/plan` need the registry and are not run here.

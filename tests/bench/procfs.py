@@ -50,3 +50,36 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """A process's CPU with its children's: the exited ones (cutime, cstime) and the live ones."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (child := _stat(int(entry))) is not None and int(child[1]) == pid:
+            total += int(child[11]) + int(child[12])
+    return total / TICKS
+
+
+def postmaster(port: int) -> int | None:
+    """The PostgreSQL server listening on `port` (its backends are its children)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and b"-p" in argv and str(port).encode() in argv:
+            return int(entry)
+    return None
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS

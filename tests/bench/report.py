@@ -27,6 +27,9 @@ def print_report(results: dict[str, Any]) -> None:
         print(f"    {two['seconds']:.2f} s vs floor {two['floor_seconds']:.2f} s -> {two['fraction']:.2f} of the"
               f" floor's throughput (goal >= 0.8); job CPU {two['job_cpu_ms_per_refresh']:.2f} ms per refresh; "
               f"{two['provider_calls_per_refresh']:.2f} provider calls per refresh")  # fmt: skip
+        print(f"    CPU per refresh: job {two['job_cpu_ms_per_refresh']:.1f} ms, stub provider + local Secret Manager "
+              f"{two['stub_cpu_ms_per_refresh']:.1f} ms, PostgreSQL {two['postgres_cpu_ms_per_refresh']:.1f} ms; "
+              f"machine {two['machine_busy']:.0%} busy (all cores, other work included)")  # fmt: skip
     print(f"P3 cold start (process start -> first answer), median of {d['args']['cold_runs']} interleaved runs; "
           f"hello-world floor {cold['floor_ms']:.0f} ms (goal <= 2.5x)")  # fmt: skip
     for name in FUNCTIONS:

@@ -82,6 +82,11 @@ class StubProvider:
                 form = dict(parse_qsl(raw))
                 if self.path in ("/token", "/steady/token"):
                     self._reply(*stub.answer(self.path == "/token", form))
+                elif self.path == "/sim/token":  # P6's simulation: any refresh token, a fresh access token
+                    time.sleep(stub.latency)
+                    with stub._lock:
+                        stub.calls += 1
+                    self._reply(200, {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer"})
                 elif self.path == "/_mint":
                     self._reply(200, [stub.mint() for _ in range(500)])
                 elif self.path == "/_reset":
@@ -117,8 +122,8 @@ class RemoteStub:
     """The stub provider and the local Secret Manager in a process of their own, so the benchmarked job does
     not share its interpreter (and GIL) with the servers it calls, as it would not in a deployment."""
 
-    def __init__(self, url: str, grpc_endpoint: str) -> None:
-        self.url, self.grpc_endpoint = url, grpc_endpoint
+    def __init__(self, url: str, grpc_endpoint: str, pid: int = 0) -> None:
+        self.url, self.grpc_endpoint, self.pid = url, grpc_endpoint, pid
         self._minted: list[str] = []
 
     def mint(self) -> str:
@@ -141,7 +146,7 @@ class RemoteStub:
         try:
             assert proc.stdout is not None
             _, url, grpc_endpoint = proc.stdout.readline().split()
-            yield cls(url, grpc_endpoint)
+            yield cls(url, grpc_endpoint, proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
