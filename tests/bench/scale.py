@@ -84,7 +84,8 @@ def explain_claim(url: str, batch: int) -> dict[str, Any]:
     nodes: list[str] = []
 
     def walk(node: dict[str, Any]) -> None:
-        nodes.append(f"{node['Node Type']}" + (f" on {node['Index Name']}" if "Index Name" in node else ""))
+        name = node["Node Type"] + (f" on {node['Index Name']}" if "Index Name" in node else "")
+        nodes.append(f"{name} ({node.get('Actual Rows', 0) * node.get('Actual Loops', 1):.0f} rows)")
         for child in node.get("Plans", []):
             walk(child)
 
