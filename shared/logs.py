@@ -18,8 +18,6 @@ import threading
 import traceback
 from typing import IO, Any
 
-from sqlalchemy.exc import StatementError
-
 from shared.config import Settings
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -89,11 +87,14 @@ class RequestWithoutQuery(logging.Filter):
 
 def database_error(exc: BaseException) -> str | None:
     """`<class> (<driver class>, SQLSTATE <code>)` when `exc` is or was raised by a database error, else None."""
+    # SQLAlchemy is not imported for this: a process that never loaded it (the token function's hot path) cannot
+    # have raised one of its errors.
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, StatementError):
+        if sqlalchemy_errors is not None and isinstance(current, sqlalchemy_errors.StatementError):
             orig = current.orig
             return f"{type(current).__name__} ({type(orig).__name__}, SQLSTATE {_sqlstate(orig)})"
         if type(current).__module__.partition(".")[0] in ("pg8000", "sqlite3"):

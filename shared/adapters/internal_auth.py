@@ -15,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
-import jwt
-from requests import Session
 
-from shared.adapters.egress import SessionJwksClient
 from shared.errors import Forbidden, Unauthenticated
 from shared.http import bearer_credential
+
+if TYPE_CHECKING:  # PyJWT and requests only where service accounts call: API-key callers (the hot path) never load them
+    from requests import Session
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 GOOGLE_JWKS = "https://www.googleapis.com/oauth2/v3/certs"
@@ -64,6 +64,10 @@ class GoogleIdTokens:
         self, jwks_url: str = GOOGLE_JWKS, issuers: tuple[str, ...] = GOOGLE_ISSUERS, session: Session | None = None
     ) -> None:
         # Through the instance's checked session (egress rules in production), like every other outbound call.
+        from requests import Session
+
+        from shared.adapters.egress import SessionJwksClient
+
         self._jwks = SessionJwksClient(jwks_url, session or Session(), cache_keys=True, lifespan=3600, timeout=5)
         self._issuers = issuers
 
@@ -75,6 +79,8 @@ class GoogleIdTokens:
         that passed IAM reach the service), and its claims (issuer, audience, expiry, email) are still checked.
         Callers pass only the token of the header Cloud Run verified (`verified_identity_token`).
         """
+        import jwt
+
         checks = {"issuer": list(self._issuers), "audience": audience, "leeway": 30}
         required = ["exp", "iat", "iss", "aud"]
         try:
