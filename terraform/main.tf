@@ -46,7 +46,7 @@ locals {
       timeout        = "60s"
       ingress        = local.token_fetch_ingress[var.token_fetch_ingress]
       max_instances  = 5
-      db_pool_size   = 4
+      db_pool_size   = 3 # twice: the hot path's raw pool (one prepared statement per fetch) and the engine's
     }
     token_refresh = {
       source         = "functions/token_refresh.py"

@@ -107,21 +107,23 @@ resource "google_sql_database_instance" "this" {
   lifecycle {
     precondition {
       condition     = local.db_connection_budget <= var.db_max_connections
-      error_message = "The functions may open ${local.db_connection_budget} database connections (max instances × (pool + overflow) per function, the migration job and ${local.db_reserved_connections} reserved), more than db_max_connections = ${var.db_max_connections}: lower max_instances or db_pool_size, or raise db_max_connections (with a larger db_tier)."
+      error_message = "The functions may open ${local.db_connection_budget} database connections (max instances × (pool + overflow) per function, token_fetch's hot-path pool, the migration job and ${local.db_reserved_connections} reserved), more than db_max_connections = ${var.db_max_connections}: lower max_instances or db_pool_size, or raise db_max_connections (with a larger db_tier)."
     }
   }
 
   depends_on = [google_service_networking_connection.private_services]
 }
 
-# Every connection the deployment may open at once: each function's instances × (pool + overflow), the migration
-# job's, and a reserve for Cloud SQL's own superuser connections and an operator's session.
+# Every connection the deployment may open at once: each function's instances × (pool + overflow), token_fetch's
+# hot-path pool (DB_POOL_SIZE raw connections beside its engine's), the migration job's, and a reserve for Cloud
+# SQL's own superuser connections and an operator's session.
 locals {
   migrate_connections     = 2 # DB_POOL_SIZE 1 + DB_MAX_OVERFLOW 1 (migrate.tf)
   db_reserved_connections = 10
+  hot_path_connections    = local.scaling["token_fetch"].max_instances * local.scaling["token_fetch"].db_pool_size
   db_connection_budget = sum([
     for fn, s in local.scaling : s.max_instances * (s.db_pool_size + var.db_max_overflow)
-  ]) + local.migrate_connections + local.db_reserved_connections
+  ]) + local.hot_path_connections + local.migrate_connections + local.db_reserved_connections
 }
 
 resource "google_sql_database" "broker" {

@@ -254,7 +254,8 @@ def number(value: object) -> int:
 def connection_budget(max_instances: dict[str, int], pools: dict[str, int], overflow: int) -> int:
     spec = locals_()
     per_function = sum(max_instances[fn] * (pools[fn] + overflow) for fn in functions())
-    return per_function + number(spec["migrate_connections"]) + number(spec["db_reserved_connections"])
+    hot_path = max_instances["token_fetch"] * pools["token_fetch"]  # its raw pool, beside the engine's
+    return per_function + hot_path + number(spec["migrate_connections"]) + number(spec["db_reserved_connections"])
 
 
 def defaults() -> tuple[dict[str, int], dict[str, int], int, int]:
@@ -283,6 +284,7 @@ def test_terraform_checks_the_budget_and_sets_the_flag():
     formula = str(spec["db_connection_budget"])
     assert "max_instances * (s.db_pool_size + var.db_max_overflow)" in formula, formula
     assert "local.migrate_connections" in formula
+    assert "local.hot_path_connections" in formula
     assert "local.db_reserved_connections" in formula
     instance = resource("google_sql_database_instance", "this")
     (settings,) = instance["settings"]
