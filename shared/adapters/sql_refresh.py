@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine, and_, case, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import AuditEventRow
@@ -22,6 +23,7 @@ from shared.adapters.sql_repositories import insert_outbox, load_integration, to
 from shared.domain.events import materialise
 from shared.domain.models import AuditEvent, Integration, Status
 from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE, Transitions, no_transitions
+from shared.errors import DependencyUnavailable
 
 # What pinning a settled version clears: the pending copy and the lease.
 PINNED = dict.fromkeys(("pending_secret_ciphertext", "pending_secret_key_version", "lease_owner", "lease_until"))
@@ -188,11 +190,16 @@ class SqlRefreshStore:
         """Record a read: the audit event always; `last_used_at` at most once per `every`, judged first on the row
         just read (so the hot path usually makes one INSERT) and again in SQL (concurrent readers)."""
         stale = integration.last_used_at is None or integration.last_used_at < now - every
-        with self._engine.begin() as conn:
-            if stale:
-                conn.execute(
-                    update(R)
-                    .where(R.id == integration.id, or_(R.last_used_at.is_(None), R.last_used_at < now - every))
-                    .values(last_used_at=now)
-                )
-            _events(conn, [event], now)
+        try:
+            with self._engine.begin() as conn:
+                if stale:
+                    conn.execute(
+                        update(R)
+                        .where(R.id == integration.id, or_(R.last_used_at.is_(None), R.last_used_at < now - every))
+                        .values(last_used_at=now)
+                    )
+                _events(conn, [event], now)
+        except SQLAlchemyError as exc:  # audit-or-refuse: the caller gets no token, and a 503 that says why
+            raise DependencyUnavailable(
+                f"the database refused or is unreachable ({type(exc).__name__})", code="database_unavailable"
+            ) from None

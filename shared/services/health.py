@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING
 
 from shared.domain.ports import SecretStore
 from shared.errors import BrokerError
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 
 def readiness(engine: Engine, secret_store: SecretStore) -> dict[str, str]:
     """Each dependency's state, "ok" or the reason it is not (no secret in a reason)."""
+    from sqlalchemy import text  # here: every function registers the probe, few cold starts answer it
+    from sqlalchemy.exc import SQLAlchemyError
+
     checks: dict[str, str] = {}
     try:
         with engine.connect() as conn:

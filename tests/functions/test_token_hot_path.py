@@ -3,6 +3,7 @@ connection killed server-side, and audit-or-refuse when the audit row cannot be 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,9 +56,11 @@ def hot(pg_databases: DatabaseFactory, secret_manager, tmp_path_factory) -> Iter
     name = pg_databases.create()
     url = pg_databases.server.url(name)
     providers: Path = tmp_path_factory.mktemp("catalog") / "providers.yaml"
-    providers.write_text(
+    providers.write_text(  # `wide` makes the catalog's largest margin 900 s: `hot` tokens within it take the slow path
         "providers:\n  hot:\n    display_name: Hot\n    auth_mode: oauth2\n"
-        "    authorization_url: https://hot.example/authorize\n    token_url: https://hot.example/token\n",
+        "    authorization_url: https://hot.example/authorize\n    token_url: https://hot.example/token\n"
+        "  wide:\n    display_name: Wide\n    auth_mode: oauth2\n    refresh_margin: 900\n"
+        "    authorization_url: https://wide.example/authorize\n    token_url: https://wide.example/token\n",
         encoding="utf-8",
     )
     env = {
@@ -76,13 +79,34 @@ def hot(pg_databases: DatabaseFactory, secret_manager, tmp_path_factory) -> Iter
     pg_databases.drop(name)
 
 
-def valid(hot: HotPath, entity: str) -> str:
+def valid(hot: HotPath, entity: str, lifetime: timedelta = timedelta(hours=2)) -> str:
     now = datetime.now(UTC)
     integration_id = seed_integration(
-        hot.app, "hot", entity, refresh_token="rt-hot", access_token=ACCESS_TOKEN,
-        expires_at=now + timedelta(hours=2), refreshed_at=now,
+        hot.app, "hot", entity, refresh_token="rt-hot", access_token=ACCESS_TOKEN, expires_at=now + lifetime,
+        refreshed_at=now,
     )  # fmt: skip
     return str(integration_id)
+
+
+class RefusedAudit:
+    """A trigger that makes every audit INSERT fail, as a full disk or a revoked grant would."""
+
+    def __init__(self, hot: HotPath) -> None:
+        self.admin = hot.admin()
+
+    def __enter__(self) -> None:
+        self.admin.run(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit storage refused'; END $$"
+        )
+        self.admin.run(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+        )
+
+    def __exit__(self, *_: object) -> None:
+        self.admin.run("DROP TRIGGER refuse_audit ON audit_events")
+        self.admin.run("DROP FUNCTION refuse_audit()")
+        self.admin.close()
 
 
 def test_a_valid_token_fetch_makes_at_most_four_round_trips_and_one_audit_row_each(hot: HotPath) -> None:
@@ -104,10 +128,15 @@ def test_a_connection_killed_server_side_is_replaced_and_the_fetch_still_answers
     assert hot.fetch(integration_id).status_code == 200
     admin = hot.admin()
     try:
-        killed = admin.run(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()",
+        killed = admin.run(  # in the select list: evaluated only for the rows the WHERE kept (never this session)
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = :db AND pid <> pg_backend_pid()",
             db=hot.database,
         )
+        for _ in range(200):  # pg_terminate_backend only signals: wait until the backends are gone
+            if not admin.run("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(:pids)", pids=[pid for pid, _ in killed]):
+                break
+            time.sleep(0.01)
     finally:
         admin.close()
     assert killed, "the function's connections were there to kill"
@@ -117,20 +146,15 @@ def test_a_connection_killed_server_side_is_replaced_and_the_fetch_still_answers
     assert hot.audit_rows(integration_id) == audited + 1
 
 
-def test_a_fetch_whose_audit_row_cannot_be_written_is_refused(hot: HotPath) -> None:
-    integration_id = valid(hot, "audit-refused")
-    admin = hot.admin()
-    admin.run(
-        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit storage refused'; END $$"
-    )
-    admin.run("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
-    try:
+@pytest.mark.parametrize(
+    "lifetime",
+    [timedelta(hours=2), timedelta(minutes=10)],
+    ids=["hot path: read and audit in one statement", "slow path: inside the catalog's largest margin"],
+)
+def test_a_fetch_whose_audit_row_cannot_be_written_is_refused(hot: HotPath, lifetime: timedelta) -> None:
+    integration_id = valid(hot, f"audit-refused-{lifetime.total_seconds():.0f}", lifetime)
+    with RefusedAudit(hot):
         response = hot.fetch(integration_id)
-    finally:
-        admin.run("DROP TRIGGER refuse_audit ON audit_events")
-        admin.run("DROP FUNCTION refuse_audit()")
-        admin.close()
     assert (response.status_code, response.json()["error"]["code"]) == (503, "database_unavailable")
     assert ACCESS_TOKEN not in response.text
     assert "audit storage refused" not in response.text

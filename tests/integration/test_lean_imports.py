@@ -34,7 +34,8 @@ import sys, uuid
 from pathlib import Path
 import shared.providers.sources as sources
 sources.RECORDS = Path(sys.argv[1])
-import functions.token_fetch
+from shared.function_server import create_function_app
+create_function_app("token_fetch", "functions/token_fetch.py")  # as `broker function` loads it, probes included
 from shared.bootstrap import container
 view = container().token_service.fetch(uuid.UUID(sys.argv[2]), "apikey:test")
 assert view["access_token"] == "at-lean", view
