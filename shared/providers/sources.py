@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,6 +44,8 @@ class Sources:
         return entries
 
     def record(self, entries: dict[str, dict[str, Any]]) -> Path:
+        import tempfile  # only the image build records: a cold start that reads a record does not load it
+
         RECORDS.mkdir(exist_ok=True)
         path = RECORDS / f"{self.digest}.json"
         with tempfile.NamedTemporaryFile("w", dir=RECORDS, suffix=".tmp", delete=False, encoding="utf-8") as out:
