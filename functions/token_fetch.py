@@ -7,7 +7,6 @@ import functions_framework
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from shared.api.events import serve_events
 from shared.api.internal import AUDIT_PATH, audit_page, fetch_token
 from shared.bootstrap import check, container
 from shared.http import framework_error, handle_errors, json_response, require_method
@@ -21,6 +20,8 @@ check(token_callers=True)  # settings, catalog and its callers, now: a misconfig
 def token_fetch(request: flask.Request) -> BaseResponse:
     app = container()
     if request.path == "/events" or request.path.startswith("/events/"):
+        from shared.api.events import serve_events  # here: the token path's cold start does not load the API schemas
+
         return serve_events(request, app)
     require_method(request, "GET")
     body = audit_page(request, app) if request.path == AUDIT_PATH else fetch_token(request, app)
