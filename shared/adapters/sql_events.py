@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, insert, or_, select, tuple_, update
-from sqlalchemy.orm import aliased
 
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
@@ -110,14 +109,14 @@ class SqlEventStore:
         with self._engine.begin() as conn:
             if conn.execute(publisher).rowcount == 0:
                 return []
-        earlier, earlier_event = aliased(D), aliased(EventRow)
+        earlier, earlier_event = D.__table__.alias("earlier"), EventRow.__table__.alias("earlier_event")
         blocked = exists().where(  # an earlier delivery of the same integration that is not due yet
-            earlier.destination == destination,
-            earlier.status == PENDING,
-            earlier.event_seq < D.event_seq,
-            earlier.next_attempt_at > now,
-            earlier_event.seq == earlier.event_seq,
-            earlier_event.integration_id == EventRow.integration_id,
+            earlier.c.destination == destination,
+            earlier.c.status == PENDING,
+            earlier.c.event_seq < D.event_seq,
+            earlier.c.next_attempt_at > now,
+            earlier_event.c.seq == earlier.c.event_seq,
+            earlier_event.c.integration_id == EventRow.integration_id,
         )
         due = (
             select(D.event_seq, D.destination)
