@@ -14,14 +14,14 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from shared.bootstrap_callers import CallerComponents
 from shared.bootstrap_events import EventComponents
+from shared.bootstrap_secrets import SecretComponents
 from shared.config import Settings, get_settings
 from shared.domain.clock import SystemClock
-from shared.domain.envelope import Keyring
 from shared.domain.ports import (
     AuditLog,
     AuditTrail,
-    Authenticator,
     CiphertextStore,
     Clock,
     IntegrationAdmin,
@@ -30,7 +30,6 @@ from shared.domain.ports import (
     OAuthStateRepository,
     ProviderDirectory,
     RefreshStore,
-    SecretStore,
     TokenReads,
 )
 from shared.errors import CatalogError, ConfigurationError
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from shared.adapters.http_oauth import HttpTokenEndpoint
-    from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
     from shared.adapters.pg_pool import Connect
     from shared.providers.catalog import Catalog
     from shared.services.connect import ConnectFlow
@@ -70,7 +68,7 @@ class Deferred:
         return getattr(self._target, name)
 
 
-class Container(EventComponents):
+class Container(EventComponents, SecretComponents, CallerComponents):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
         components = {name for klass in type(self).__mro__ for name in vars(klass) if not name.startswith("_")}
@@ -121,24 +119,6 @@ class Container(EventComponents):
         from shared.providers.catalog import load_catalog
 
         return load_catalog(self.settings.providers_file)
-
-    @cached_property
-    def secret_manager_client(self) -> Any:
-        from shared.adapters.gcp_secret_store import GcpSecretManagerStore
-
-        return GcpSecretManagerStore.build_client(self.settings.secret_manager_endpoint)
-
-    def gcp_store(self, project: str) -> SecretStore:
-        from shared.adapters.gcp_secret_store import GcpSecretManagerStore
-
-        probe = f"{self.settings.secret_prefix}-readiness-probe"
-        return GcpSecretManagerStore(project, self.secret_manager_client, probe_secret_id=probe)
-
-    @cached_property
-    def keyring(self) -> Keyring:
-        from shared.adapters.keys import load_keyring
-
-        return load_keyring(self.settings, self.gcp_store)
 
     @cached_property
     def integrations(self) -> IntegrationRepository:
@@ -197,19 +177,6 @@ class Container(EventComponents):
         from shared.adapters.oidc import OidcProviders
 
         return OidcProviders(self.token_endpoint, timeout=self.settings.provider_timeout)
-
-    @cached_property
-    def authenticator(self) -> Authenticator:
-        from shared.adapters.caller_auth import DevHeaderAuthenticator, OidcAuthenticator
-
-        s = self.settings
-        if s.auth_mode == "oidc":
-            assert s.auth_issuer is not None  # settings validation guarantees it
-            return OidcAuthenticator(
-                s.auth_issuer, s.auth_audience, entity_claim=s.auth_entity_claim, jwks_url=s.auth_jwks_url,
-                timeout=s.provider_timeout, session=self.egress,
-            )  # fmt: skip
-        return DevHeaderAuthenticator()
 
     @cached_property
     def integration_admin(self) -> IntegrationAdmin:
@@ -297,40 +264,6 @@ class Container(EventComponents):
             catalog=self.catalog, settings=self.settings, directory=self.directory, revoker=self.token_endpoint,
             stopping=stopping,
         )  # fmt: skip
-
-    @cached_property
-    def google_id_tokens(self) -> GoogleIdTokens:
-        from shared.adapters.internal_auth import GoogleIdTokens
-
-        return GoogleIdTokens(session=self.egress)
-
-    @cached_property
-    def internal_callers(self) -> InternalCallers:
-        from shared.adapters.internal_auth import InternalCallers
-
-        s = self.settings
-        return InternalCallers(
-            [key.get_secret_value() for key in s.internal_api_keys], invokers=s.token_invokers,
-            audience=s.token_audience, cidrs=s.allowed_cidrs,
-            google=self.google_id_tokens if s.token_invokers else None, open_when_unconfigured=not s.is_production,
-        )  # fmt: skip
-
-    @cached_property
-    def scheduler_caller(self) -> SchedulerCaller:
-        from shared.adapters.internal_auth import SchedulerCaller
-
-        s = self.settings
-        google = self.google_id_tokens if s.scheduler_service_account else None
-        return SchedulerCaller(s.scheduler_service_account, s.refresh_audience, google)
-
-    @cached_property
-    def secret_store(self) -> SecretStore:
-        if self.settings.secret_backend == "gcp":
-            assert self.settings.gcp_project is not None  # settings validation guarantees it
-            return self.gcp_store(self.settings.gcp_project)
-        from shared.adapters.db_secret_store import DatabaseSecretStore
-
-        return DatabaseSecretStore(self.engine, self.keyring, self.clock)
 
 
 _lock = threading.Lock()

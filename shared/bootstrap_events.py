@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from shared.domain.ports import EventSink, EventStore
+from shared.domain.event_ports import EventSink, EventStore
 
 if TYPE_CHECKING:
     import requests

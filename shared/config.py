@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.config_rules import coherence_problems, token_caller_problems
 from shared.config_values import (
     is_placeholder,
-    parse_data_keys,
     provider_env_prefix,
     read_clients,
     split_api_keys,
@@ -235,67 +235,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        problems = []
-        if self.data_keys is not None:
-            try:
-                versions = parse_data_keys(self.data_keys.get_secret_value())
-            except ValueError as exc:
-                problems.append(f"DATA_KEYS: {exc}")
-            else:
-                if self.data_key_current is not None and self.data_key_current not in versions:
-                    problems.append(f"DATA_KEY_CURRENT: version {self.data_key_current} is not in DATA_KEYS")
-        elif self.data_key_current is not None:
-            problems.append("DATA_KEY_CURRENT: only with DATA_KEYS (DATA_KEY_SECRET's pinned version encrypts)")
-        if self.secret_backend == "gcp" and not self.gcp_project:
-            problems.append("GCP_PROJECT: required when SECRET_BACKEND=gcp")
-        if self.data_key_secret and not self.gcp_project and not self.secret_manager_endpoint:
-            problems.append("DATA_KEY_SECRET: needs GCP_PROJECT (or SECRET_MANAGER_ENDPOINT) to reach Secret Manager")
-        if self.data_keys and self.data_key_secret:
-            problems.append("DATA_KEYS and DATA_KEY_SECRET: set one source for the data key, not both")
-        if self.provider_timeout + 10 > self.refresh_lease:
-            problems.append("REFRESH_LEASE: must exceed PROVIDER_TIMEOUT by at least 10 s (the call must fit)")
-        if self.instance_connection_name and self.database_url:
-            problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
-        if self.instance_connection_name and not self.db_user:
-            problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
-        if self.webhook_urls and not self.webhook_secrets:
-            problems.append("WEBHOOK_SECRETS: required with WEBHOOK_URLS (every delivery is signed)")
-        if self.auth_mode == "oidc" and not (self.auth_issuer and self.auth_audience):
-            problems.append("AUTH_ISSUER and AUTH_AUDIENCE: both are required when AUTH_MODE=oidc")
-        if self.environment == "production":
-            problems.extend(self._production_problems())
+        problems = coherence_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     def token_caller_problems(self) -> list[str]:
         """token_fetch's own start-up rule (checked by that function only: the others are not given the keys)."""
-        if self.is_production and not self.internal_api_keys and not self.token_invokers:
-            return ["INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production"]
-        return []
-
-    def _production_problems(self) -> list[str]:
-        problems = []
-        if self.auth_mode == "dev":
-            problems.append("AUTH_MODE: 'dev' is refused when ENVIRONMENT=production (use oidc)")
-        if self.token_invokers and not self.token_audience:
-            problems.append("TOKEN_AUDIENCE: required with TOKEN_INVOKERS (the token function's URL)")
-        if not (self.scheduler_service_account and self.refresh_audience):
-            problems.append(
-                "SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE: production checks the scheduler's identity"
-            )
-        if not self.data_keys and not self.data_key_secret:
-            problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEYS)")
-        if not self.instance_connection_name and not (self.database_url or "").startswith("postgresql"):
-            problems.append("DATABASE_URL: production needs PostgreSQL (INSTANCE_CONNECTION_NAME or DATABASE_URL)")
-        if not self.public_base_url or not self.public_base_url.startswith("https://"):
-            problems.append("PUBLIC_BASE_URL: production needs the broker's public https origin")
-        if self.secret_manager_endpoint:
-            problems.append("SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused in production")
-        plain = [n for n, url in enumerate(self.webhook_urls, start=1) if not url.startswith("https://")]
-        if plain:
-            problems.append(f"WEBHOOK_URLS: production delivers over https only (endpoint {plain[0]} is http)")
-        return problems
+        return token_caller_problems(self)
 
     @property
     def is_production(self) -> bool:

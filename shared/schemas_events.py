@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
-from shared.domain.ports import EventSelection
+from shared.domain.event_ports import EventSelection
 from shared.schemas import Strict
 
 ENTITY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # as callers' entity ids are (shared/adapters/caller_auth.py)

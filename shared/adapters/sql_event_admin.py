@@ -14,7 +14,7 @@ from shared.adapters.db_clock import db_now
 from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
 from shared.adapters.sql_events import to_event
 from shared.domain.delivery import AttemptRecord, DeliveryState, DestinationHealth, EventRecord
-from shared.domain.ports import EventSelection
+from shared.domain.event_ports import EventSelection
 
 D = EventDeliveryRow
 

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, and_, exists, insert, or_, select, tuple_, update
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
 from shared.domain.delivery import Delivery, Destination, SendResult, breaker_open_until
+from shared.domain.event_ports import DestinationState
 from shared.domain.events import OutboxEvent
-from shared.domain.ports import DestinationState
 
 D = EventDeliveryRow
 PENDING = "pending"

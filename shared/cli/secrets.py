@@ -53,21 +53,19 @@ def _names(names: list[str]) -> str:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from shared.adapters.db_secret_store import DatabaseSecretStore
     from shared.adapters.sql_secret_migration import SqlSecretMigration
     from shared.cli.common import actor, fail, operator_container, print_json, progress
+    from shared.errors import ConfigurationError
     from shared.services.secret_migration import SecretMigration
 
     app = operator_container()
     settings = app.settings
     if settings.secret_backend == args.to:
         return fail(f"SECRET_BACKEND is already {args.to!r}: name the backend the secrets should move to")
-    if args.to == "gcp":
-        if not settings.gcp_project:
-            return fail("--to gcp: set GCP_PROJECT (the project of the integration secrets)")
-        target = app.gcp_store(settings.gcp_project)
-    else:
-        target = DatabaseSecretStore(app.engine, app.keyring, app.clock)
+    try:
+        target = app.store_for(args.to)
+    except ConfigurationError as exc:
+        return fail(f"--to {args.to}: {exc.message}")
     rows = SqlSecretMigration(app.engine)
     migration = SecretMigration(
         rows=rows, leases=app.refresh_store, source=app.secret_store, target=target,

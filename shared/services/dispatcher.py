@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from shared.domain.delivery import Delivery, SendResult, next_attempt
-from shared.domain.ports import Clock, EventSink, EventStore
+from shared.domain.event_ports import EventSink, EventStore
+from shared.domain.ports import Clock
 from shared.errors import BrokerError
 
 log = logging.getLogger("broker.events")

@@ -8,8 +8,9 @@ from datetime import timedelta
 from uuid import UUID
 
 from shared.domain.delivery import AttemptRecord, DestinationHealth, EventRecord
+from shared.domain.event_ports import EventAdmin, EventSelection
 from shared.domain.models import AuditEvent
-from shared.domain.ports import AuditLog, Clock, EventAdmin, EventSelection
+from shared.domain.ports import AuditLog, Clock
 from shared.errors import NotFound, ValidationFailed
 
 MAX_REPLAY = 1000  # events per range replay: a larger range is split by the caller (since/until)

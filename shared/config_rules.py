@@ -1,0 +1,75 @@
+"""Rules across settings: what one variable needs from another, and what production refuses.
+
+Pure functions over a validated `Settings` (each field is already well-formed); each problem names the variable.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.config_values import parse_data_keys
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+
+def coherence_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.data_keys is not None:
+        try:
+            versions = parse_data_keys(settings.data_keys.get_secret_value())
+        except ValueError as exc:
+            problems.append(f"DATA_KEYS: {exc}")
+        else:
+            if settings.data_key_current is not None and settings.data_key_current not in versions:
+                problems.append(f"DATA_KEY_CURRENT: version {settings.data_key_current} is not in DATA_KEYS")
+    elif settings.data_key_current is not None:
+        problems.append("DATA_KEY_CURRENT: only with DATA_KEYS (DATA_KEY_SECRET's pinned version encrypts)")
+    if settings.secret_backend == "gcp" and not settings.gcp_project:
+        problems.append("GCP_PROJECT: required when SECRET_BACKEND=gcp")
+    if settings.data_key_secret and not settings.gcp_project and not settings.secret_manager_endpoint:
+        problems.append("DATA_KEY_SECRET: needs GCP_PROJECT (or SECRET_MANAGER_ENDPOINT) to reach Secret Manager")
+    if settings.data_keys and settings.data_key_secret:
+        problems.append("DATA_KEYS and DATA_KEY_SECRET: set one source for the data key, not both")
+    if settings.provider_timeout + 10 > settings.refresh_lease:
+        problems.append("REFRESH_LEASE: must exceed PROVIDER_TIMEOUT by at least 10 s (the call must fit)")
+    if settings.instance_connection_name and settings.database_url:
+        problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
+    if settings.instance_connection_name and not settings.db_user:
+        problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
+    if settings.webhook_urls and not settings.webhook_secrets:
+        problems.append("WEBHOOK_SECRETS: required with WEBHOOK_URLS (every delivery is signed)")
+    if settings.auth_mode == "oidc" and not (settings.auth_issuer and settings.auth_audience):
+        problems.append("AUTH_ISSUER and AUTH_AUDIENCE: both are required when AUTH_MODE=oidc")
+    if settings.environment == "production":
+        problems.extend(production_problems(settings))
+    return problems
+
+
+def token_caller_problems(settings: Settings) -> list[str]:
+    """token_fetch's own start-up rule (checked by that function only: the others are not given the keys)."""
+    if settings.is_production and not settings.internal_api_keys and not settings.token_invokers:
+        return ["INTERNAL_API_KEYS or TOKEN_INVOKERS: the token endpoint needs its callers in production"]
+    return []
+
+
+def production_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.auth_mode == "dev":
+        problems.append("AUTH_MODE: 'dev' is refused when ENVIRONMENT=production (use oidc)")
+    if settings.token_invokers and not settings.token_audience:
+        problems.append("TOKEN_AUDIENCE: required with TOKEN_INVOKERS (the token function's URL)")
+    if not (settings.scheduler_service_account and settings.refresh_audience):
+        problems.append("SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE: production checks the scheduler's identity")
+    if not settings.data_keys and not settings.data_key_secret:
+        problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEYS)")
+    if not settings.instance_connection_name and not (settings.database_url or "").startswith("postgresql"):
+        problems.append("DATABASE_URL: production needs PostgreSQL (INSTANCE_CONNECTION_NAME or DATABASE_URL)")
+    if not settings.public_base_url or not settings.public_base_url.startswith("https://"):
+        problems.append("PUBLIC_BASE_URL: production needs the broker's public https origin")
+    if settings.secret_manager_endpoint:
+        problems.append("SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused in production")
+    plain = [n for n, url in enumerate(settings.webhook_urls, start=1) if not url.startswith("https://")]
+    if plain:
+        problems.append(f"WEBHOOK_URLS: production delivers over https only (endpoint {plain[0]} is http)")
+    return problems
