@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -140,6 +142,12 @@ class IntegrationRow(Rows):
         Column("config", JsonDoc, nullable=False, default=dict),
         _ts("created_at", nullable=False),
         _ts("updated_at", nullable=False),
+        # Refresh-token lifetimes (0004): its end, when the job keeps an idle window open, the end warned about.
+        _ts("refresh_token_expires_at"),
+        _ts("keep_alive_at"),
+        _ts("expiry_warned_for"),
+        Column("scopes_known", Boolean, nullable=False, default=True, server_default=true()),
+        Column("provider_metadata", JsonDoc, nullable=False, default=dict, server_default=text("'{}'")),
         UniqueConstraint("entity_id", "provider", "account_subject", name="uq_entity_integrations_account"),
         CheckConstraint(_one_of("credential_type", CredentialType), name="credential_type"),
         CheckConstraint(_one_of("status", Status), name="status"),
@@ -150,6 +158,18 @@ class IntegrationRow(Rows):
             "token_expires_at",
             postgresql_where=text("status = 'active' AND token_expires_at IS NOT NULL"),
             sqlite_where=text("status = 'active' AND token_expires_at IS NOT NULL"),
+        ),
+        Index(  # the refresh job keeps idle refresh-token windows open
+            "ix_entity_integrations_keep_alive",
+            "keep_alive_at",
+            postgresql_where=text("status = 'active' AND keep_alive_at IS NOT NULL"),
+            sqlite_where=text("status = 'active' AND keep_alive_at IS NOT NULL"),
+        ),
+        Index(  # ... and warns before a refresh token ends
+            "ix_entity_integrations_refresh_token_end",
+            "refresh_token_expires_at",
+            postgresql_where=text("status = 'active' AND refresh_token_expires_at IS NOT NULL"),
+            sqlite_where=text("status = 'active' AND refresh_token_expires_at IS NOT NULL"),
         ),
         Index(  # the refresh job finds rotated tokens still waiting for the secret store
             "ix_entity_integrations_pending",

@@ -47,6 +47,7 @@ def row_to_integration(row: Any) -> Integration:
     values["credential_type"] = CredentialType(values["credential_type"])
     values["granted_scopes"] = values["granted_scopes"] or []
     values["config"] = values["config"] or {}
+    values["provider_metadata"] = values["provider_metadata"] or {}
     return Integration(**values)
 
 

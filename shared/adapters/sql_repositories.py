@@ -25,6 +25,7 @@ CREDENTIAL_FIELDS = (
     "token_expires_at", "access_token_ciphertext", "access_token_key_version", "last_refreshed_at",
     "last_refresh_error", "consecutive_failures", "next_attempt_after", "lease_owner", "lease_until", "label",
     "pending_secret_ciphertext", "pending_secret_key_version", "consecutive_refusals",
+    "refresh_token_expires_at", "keep_alive_at", "expiry_warned_for", "scopes_known", "provider_metadata",
 )  # fmt: skip
 
 

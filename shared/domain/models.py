@@ -66,6 +66,11 @@ class Integration:
     last_sync_at: datetime | None = None
     last_used_at: datetime | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    refresh_token_expires_at: datetime | None = None  # when the refresh token ends if nothing is done
+    keep_alive_at: datetime | None = None  # when the refresh job refreshes to keep an idle window open
+    expiry_warned_for: datetime | None = None  # the end an `integration.expiring_soon` event was emitted for
+    scopes_known: bool = True  # false: the provider did not report the granted scopes (granted_scopes is empty)
+    provider_metadata: dict[str, Any] = field(default_factory=dict)  # kept by hooks (Salesforce's instance_url)
 
 
 def secret_id_for(prefix: str, integration_id: UUID) -> str:
