@@ -60,6 +60,7 @@ def error_response(error: BrokerError) -> flask.Response:
     if error.http_status == 405 and error.details.get("allow"):  # RFC 9110 §15.5.6: a 405 says what is allowed
         headers["Allow"] = ", ".join(sorted(error.details["allow"]))
     body = {"error": {"code": error.code, "message": error.message}}
+    body["error"].update(error.details.get("public", {}))  # fields an error documents for callers (missing_scopes)
     return json_response(body, error.http_status, headers)
 
 

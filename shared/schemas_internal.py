@@ -28,7 +28,7 @@ def token_target(request: flask.Request) -> UUID:
 
 def token_options(request: flask.Request) -> tuple[int, bool]:
     """(min_ttl seconds, force_refresh) from the query string."""
-    unknown = set(request.args) - {"min_ttl", "force_refresh"}
+    unknown = set(request.args) - {"min_ttl", "force_refresh", "scopes"}
     if unknown:
         raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))[:200]}", code="unknown_parameter")
     raw_ttl = request.args.get("min_ttl", "0")
@@ -38,6 +38,26 @@ def token_options(request: flask.Request) -> tuple[int, bool]:
     if force not in ("true", "false", "1", "0"):
         raise ValidationFailed("force_refresh must be true or false")
     return int(raw_ttl), force in ("true", "1")
+
+
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]{1,200}")  # RFC 6749 scope characters, no comma
+MAX_REQUIRED_SCOPES = 50
+
+
+def token_scopes(request: flask.Request) -> tuple[str, ...]:
+    """`?scopes=a,b`: the scopes the grant must hold (none when absent)."""
+    values = request.args.getlist("scopes")
+    if not values:
+        return ()
+    if len(values) > 1:
+        raise ValidationFailed("scopes: give it once, comma-separated (scopes=a,b)")
+    scopes = tuple(values[0].split(","))
+    if len(scopes) > MAX_REQUIRED_SCOPES or not all(SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
+        raise ValidationFailed(
+            f"scopes must be 1-{MAX_REQUIRED_SCOPES} comma-separated scope names (visible characters, no spaces)",
+            code="invalid_scope",
+        )
+    return scopes
 
 
 AUDIT_PARAMETERS = frozenset({"integration_id", "entity_id", "action", "since", "limit", "page_token"})

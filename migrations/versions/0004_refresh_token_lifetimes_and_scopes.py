@@ -34,9 +34,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("keep_alive_at", sa.DateTime(timezone=True)))
         batch.add_column(sa.Column("expiry_warned_for", sa.DateTime(timezone=True)))
         batch.add_column(sa.Column("scopes_known", sa.Boolean(), server_default=sa.true(), nullable=False))
-        batch.add_column(
-            sa.Column("provider_metadata", JSON_DOC, server_default=sa.text("'{}'"), nullable=False)
-        )
+        batch.add_column(sa.Column("provider_metadata", JSON_DOC, server_default=sa.text("'{}'"), nullable=False))
     op.create_index(
         "ix_entity_integrations_keep_alive", "entity_integrations", ["keep_alive_at"],
         postgresql_where=KEEP_ALIVE, sqlite_where=KEEP_ALIVE,

@@ -12,6 +12,7 @@ import jwt
 
 from shared.adapters.egress import SessionJwksClient
 from shared.adapters.http_oauth import HttpTokenEndpoint
+from shared.domain.hooks import expected_issuer
 from shared.domain.urls import check_url
 from shared.errors import ProviderError
 from shared.providers.catalog import Provider
@@ -77,7 +78,9 @@ class OidcProviders:
         return document
 
     def verify_id_token(self, provider: Provider, id_token: str, client_id: str) -> dict[str, Any]:
-        """Signature against the issuer's keys, `iss`, `aud`, `exp`; ProviderError when it does not hold."""
+        """Signature against the issuer's keys, `iss`, `aud`, `exp`; ProviderError when it does not hold. `iss` is
+        checked for every entry: the issuer, else `id_token_issuer`, else the entry's hook (Microsoft's tenant
+        issuer); an entry with none of them accepts no ID token."""
         resolved = self.resolve(provider)
         if resolved.jwks_uri is None:
             raise ProviderError("no JWKS to verify the ID token with", oauth_error="invalid_id_token", transient=False)
@@ -88,9 +91,8 @@ class OidcProviders:
                 key.key,
                 algorithms=ALGORITHMS,
                 audience=client_id,
-                issuer=provider.issuer,
                 leeway=60,
-                options={"require": ["exp", "iat", "sub"], "verify_iss": provider.issuer is not None},
+                options={"require": ["exp", "iat", "sub", "iss"], "verify_iss": False},  # checked below
             )
         except jwt.PyJWKClientConnectionError:
             raise ProviderError(
@@ -102,6 +104,11 @@ class OidcProviders:
                 oauth_error="invalid_id_token",
                 transient=False,
             ) from None
+        expected = expected_issuer(provider, claims)
+        if expected is None or claims.get("iss") != expected:
+            raise ProviderError(
+                "the ID token failed verification: InvalidIssuerError", oauth_error="invalid_id_token", transient=False
+            )
         return claims
 
     def _jwks_client(self, url: str) -> jwt.PyJWKClient:

@@ -20,7 +20,7 @@ from shared.adapters.db_clock import db_now
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.orm import IntegrationRow as R
 from shared.adapters.sql_repositories import insert_outbox, load_integration, to_integration
-from shared.domain.events import materialise
+from shared.domain.events import expiring_soon, materialise
 from shared.domain.models import AuditEvent, Integration, Status
 from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE, Transitions, no_transitions
 from shared.errors import DependencyUnavailable
@@ -57,7 +57,8 @@ class SqlRefreshStore:
     def claim_due(
         self, horizon: timedelta, limit: int, owner: str, lease: timedelta, now: datetime, began: datetime
     ) -> list[Integration]:
-        """Lease up to `limit` active integrations whose token expires within `horizon`, soonest first.
+        """Lease up to `limit` active integrations whose token expires (or whose refresh token must be kept alive)
+        within `horizon`, soonest first.
 
         On PostgreSQL rows another job is claiming are skipped (FOR UPDATE SKIP LOCKED), so two jobs at once
         never claim the same integration; SQLite runs one writer at a time anyway.
@@ -66,8 +67,8 @@ class SqlRefreshStore:
             select(R.id)
             .where(
                 R.status == Status.ACTIVE.value,
-                R.token_expires_at.is_not(None),
-                R.token_expires_at <= now + horizon,
+                # an expiring access token, or an idle refresh-token window to keep open (keep_alive_at)
+                or_(R.token_expires_at <= now + horizon, R.keep_alive_at <= now + horizon),
                 R.secret_ref.is_not(None),
                 _lease_free(),
                 or_(R.next_attempt_after.is_(None), R.next_attempt_after <= now),
@@ -78,6 +79,32 @@ class SqlRefreshStore:
             .with_for_update(skip_locked=True)
         )
         return self._claim_ids(due, owner, lease)
+
+    def warn_expiring(self, warning: timedelta, limit: int, now: datetime) -> int:
+        """Emit `integration.expiring_soon` for up to `limit` active integrations whose refresh token ends within
+        `warning` and that were not warned for this end yet, recording the end warned for in the same transaction
+        (once per window, also with jobs running at once); how many were warned."""
+        due = (
+            select(R.id)
+            .where(
+                R.status == Status.ACTIVE.value,
+                R.refresh_token_expires_at <= now + warning,
+                or_(R.expiry_warned_for.is_(None), R.expiry_warned_for != R.refresh_token_expires_at),
+            )
+            .order_by(R.refresh_token_expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(R)
+            .where(R.id.in_(due.scalar_subquery()), R.refresh_token_expires_at.is_not(None))
+            .values(expiry_warned_for=R.refresh_token_expires_at)
+            .returning(R)
+        )
+        with self._engine.begin() as conn:
+            warned = [to_integration(row) for row in conn.execute(statement)]
+            insert_outbox(conn, [materialise(expiring_soon(integration), integration, now) for integration in warned])
+        return len(warned)
 
     def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]:
         """Lease up to `limit` integrations holding a rotated token the secret store has not taken yet (not those

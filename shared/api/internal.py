@@ -15,7 +15,7 @@ import flask
 from shared.bootstrap import Container
 from shared.domain.models import AuditEvent, AuditQuery, AuditRecord
 from shared.errors import BrokerError, Conflict, Forbidden, Unauthenticated
-from shared.schemas_internal import TOKEN_PATH, audit_query, token_options, token_target
+from shared.schemas_internal import TOKEN_PATH, audit_query, token_options, token_scopes, token_target
 
 log = logging.getLogger("broker.tokens")
 AUDIT_PATH = "/audit"
@@ -27,7 +27,8 @@ def fetch_token(request: flask.Request, app: Container) -> dict[str, Any]:
     try:
         caller = app.internal_callers.caller(request)
         min_ttl, force = token_options(request)
-        return app.token_service.fetch(token_target(request), caller, min_ttl=min_ttl, force=force)
+        scopes = token_scopes(request)
+        return app.token_service.fetch(token_target(request), caller, min_ttl=min_ttl, force=force, scopes=scopes)
     except REFUSALS as refused:
         _audit_refusal(app, request, caller, refused)
         raise

@@ -29,9 +29,12 @@ def integration_view(integration: Integration) -> dict[str, Any]:
             "login": integration.account_login,
         },
         "scopes": list(integration.granted_scopes),
+        "scopes_known": integration.scopes_known,
         # An OAuth integration can be kept alive without the user only while a refresh token is stored.
         "refreshable": integration.credential_type == CredentialType.OAUTH2 and integration.secret_ref is not None,
         "token_expires_at": _time(integration.token_expires_at),
+        "refresh_token_expires_at": _time(integration.refresh_token_expires_at),
+        "provider_metadata": dict(integration.provider_metadata),
         "last_refreshed_at": _time(integration.last_refreshed_at),
         "last_refresh_error": integration.last_refresh_error,
         "last_sync_at": _time(integration.last_sync_at),
@@ -65,7 +68,9 @@ def provider_view(info: ProviderInfo) -> dict[str, Any]:
         "display_name": provider.display_name,
         "auth_mode": provider.auth_mode,
         "aliases": list(provider.aliases),
-        "docs_url": provider.docs_url,
+        "docs": provider.docs,
+        "docs_url": provider.docs,  # the field's former name, kept for existing frontends
+        "icon": provider.icon,
         "scopes": list(provider.scopes),
         "credentials_schema": dict(provider.credentials_schema) if provider.credentials_schema else None,
         "configured": info.configured,

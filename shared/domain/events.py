@@ -27,7 +27,7 @@ RECOVERED = "integration.recovered"
 REAUTH_REQUIRED = "integration.reauth_required"
 DELETED = "integration.deleted"
 SYNC_REQUESTED = "integration.sync_requested"
-EXPIRING_SOON = "integration.expiring_soon"  # in the contract; nothing emits it yet (no refresh-token end of life)
+EXPIRING_SOON = "integration.expiring_soon"  # the refresh token ends soon (the refresh job, once per window)
 EVENT_TYPES = (
     CONNECTED, RECONNECTED, UPDATED, REFRESH_FAILED, RECOVERED, REAUTH_REQUIRED, DELETED, SYNC_REQUESTED,
     EXPIRING_SOON,
@@ -104,3 +104,10 @@ def refresh_transitions(before: Integration, after: Integration) -> list[EventSp
     if after.consecutive_failures == 0 and before.consecutive_failures > 0:
         return [EventSpec(RECOVERED, None, {"failures": before.consecutive_failures})]
     return []
+
+
+def expiring_soon(integration: Integration) -> EventSpec:
+    """The refresh token ends at `refresh_token_expires_at` and refreshing cannot move it: connect again before."""
+    end = integration.refresh_token_expires_at
+    facts = {"refresh_token_expires_at": utc_timestamp(end)} if end is not None else {}
+    return EventSpec(EXPIRING_SOON, "refresh_token_expiring", facts)

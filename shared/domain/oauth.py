@@ -22,6 +22,7 @@ from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 
+from shared.domain import hooks
 from shared.domain.models import ClientCredentials
 from shared.errors import ProviderError
 from shared.providers.catalog import Provider
@@ -125,6 +126,7 @@ class TokenSet:
     scopes: list[str]
     id_token: str | None = field(default=None, repr=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    refresh_token_expires_at: datetime | None = None  # the provider's `refresh_token_expires_in`, when it says it
 
 
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -146,6 +148,10 @@ def parse_token_reply(
         if not isinstance(error, str) or not error:
             raise ProviderError(f"token endpoint answered HTTP {status}", oauth_error=f"http_{status}", transient=False)
         raise _refused(error)
+    if provider.hooks:
+        reply = parse_body(body)
+        lifted = hooks.token_fields(provider, reply)
+        body = json.dumps(lifted) if lifted is not reply else body
     try:
         params = dict(parse_token_response(body))
     except oauth_errors.OAuth2Error as exc:
@@ -157,6 +163,7 @@ def parse_token_reply(
         scopes=split_scopes(provider, params.get("scope", "")),
         id_token=params.get("id_token"),
         raw={k: v for k, v in params.items() if k not in ("access_token", "refresh_token", "id_token")},
+        refresh_token_expires_at=_seconds_from(now, params, REFRESH_TOKEN_EXPIRES_IN),
     )
 
 
@@ -174,6 +181,21 @@ def parse_body(body: str) -> dict[str, Any]:
         return parsed if isinstance(parsed, dict) else {}
     except ValueError:
         return dict(parse_qsl(body))
+
+
+# The refresh token's own lifetime: the common name (GitHub Apps, LinkedIn, Pinterest) and Intuit's.
+REFRESH_TOKEN_EXPIRES_IN = ("refresh_token_expires_in", "x_refresh_token_expires_in")
+
+
+def _seconds_from(now: datetime, params: dict[str, Any], names: tuple[str, ...]) -> datetime | None:
+    for name in names:
+        try:
+            seconds = int(params[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0 < seconds <= 20 * 366 * 86400:  # past twenty years it says "never", not a date
+            return now + timedelta(seconds=seconds)
+    return None
 
 
 def _expiry(provider: Provider, params: dict[str, Any], now: datetime) -> datetime | None:

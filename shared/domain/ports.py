@@ -254,6 +254,10 @@ class RefreshStore(Protocol):
 
     def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]: ...
 
+    def warn_expiring(self, warning: timedelta, limit: int, now: datetime) -> int:
+        """Emit `integration.expiring_soon` once per refresh-token end within `warning`; how many."""
+        ...
+
     def get(self, integration_id: UUID) -> Integration | None: ...
 
     def write(

@@ -25,6 +25,46 @@ REFUSALS_BEFORE_PERMANENT = 3
 FORCE_REFRESH_QUIET = timedelta(seconds=5)
 
 Failure = Literal["permanent", "refused", "transient"]
+# An idle refresh token is refreshed this long before its window ends (a quarter of the window when that is less).
+KEEP_ALIVE_LEAD = timedelta(days=7)
+# `integration.expiring_soon` is emitted this long before a refresh token's absolute end.
+EXPIRY_WARNING = timedelta(days=7)
+
+
+def refresh_token_lifetimes(
+    provider: Provider, now: datetime, reported_end: datetime | None, previous_end: datetime | None, *,
+    new_grant: bool,
+) -> tuple[datetime | None, datetime | None]:  # fmt: skip
+    """(`refresh_token_expires_at`, `keep_alive_at`) after a connection (`new_grant`) or a refresh at `now`.
+
+    The end is what the provider said (`refresh_token_expires_in`), else for a new grant the catalog's absolute
+    lifetime, else the end known before. With an idle lifetime, the refresh job refreshes again before the window
+    that this refresh opened ends — unless the absolute end comes first (refreshing cannot move it).
+    """
+    end = reported_end
+    if end is None and new_grant and provider.refresh_token_absolute_lifetime is not None:
+        end = now + timedelta(seconds=provider.refresh_token_absolute_lifetime)
+    elif end is None and not new_grant:
+        end = previous_end
+    keep_alive = None
+    if provider.refresh_token_idle_lifetime is not None:
+        idle = timedelta(seconds=provider.refresh_token_idle_lifetime)
+        keep_alive = now + idle - min(idle / 4, KEEP_ALIVE_LEAD)
+        if end is not None and keep_alive >= end:
+            keep_alive = None
+    return end, keep_alive
+
+
+def expiry_warning_due(integration: Integration, now: datetime) -> bool:
+    """Whether `integration.expiring_soon` is due: the refresh token ends within EXPIRY_WARNING and no event was
+    emitted for this end yet (once per window; SqlRefreshStore.warn_expiring says the same in SQL)."""
+    end = integration.refresh_token_expires_at
+    return (
+        integration.status == Status.ACTIVE
+        and end is not None
+        and end - now <= EXPIRY_WARNING
+        and integration.expiry_warned_for != end
+    )
 
 
 def should_refresh(
@@ -46,6 +86,8 @@ def should_refresh(
         if last is not None and now - last < quiet and integration.access_token_ciphertext is not None:
             return False, "just_refreshed"
         return True, "forced"
+    if integration.keep_alive_at is not None and integration.keep_alive_at <= now:
+        return True, "keep_alive"  # the refresh token's idle window ends soon: a refresh renews it
     expires_at = integration.token_expires_at
     if expires_at is None:
         return False, "does_not_expire"

@@ -42,10 +42,13 @@ class Provider:
     display_name: str
     auth_mode: Literal["oauth2", "api_key", "basic"]
     aliases: tuple[str, ...] = ()
-    docs_url: str | None = None
+    docs: str | None = None  # the provider's own OAuth (or API key) documentation
+    icon: str | None = None  # an https URL of the provider's logo, for a Connect page
     hooks: tuple[str, ...] = ()
     relative_urls: bool = False
     issuer: str | None = None
+    issuer_template: str | None = None  # a per-tenant issuer the deployment sets (`issuer` in PROVIDERS_FILE)
+    id_token_issuer: str | None = None  # the `iss` of ID tokens when there is no `issuer`
     authorization_url: str | None = None
     token_url: str | None = None
     revocation_url: str | None = None
@@ -64,12 +67,20 @@ class Provider:
     refresh_token_rotates: bool = False
     default_token_lifetime: int | None = 3600  # None: a token without expires_in does not expire
     refresh_margin: int = 300
+    refresh_token_idle_lifetime: int | None = None  # seconds a refresh token lives unused (refreshing renews it)
+    refresh_token_absolute_lifetime: int | None = None  # seconds a grant lives however often it is refreshed
+    revocation_token: Literal["refresh_token", "access_token"] = "refresh_token"  # which token revokes the grant
     permanent_errors: tuple[str, ...] = ()  # provider-specific token-endpoint errors that end the grant
     identity: Identity | None = None
     credentials_schema: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def has_hook(self, name: str) -> bool:
         return name in self.hooks
+
+    @property
+    def needs_issuer(self) -> bool:
+        """A per-tenant entry (Okta, Auth0, Keycloak, an Entra tenant) whose issuer the deployment has not set."""
+        return self.issuer_template is not None and self.issuer is None
 
     @property
     def secret_fields(self) -> tuple[str, ...]:
@@ -148,6 +159,8 @@ def record_validated(override_file: str | None = None) -> tuple[Catalog, Sources
 
 def _provider(pid: str, entry: Mapping[str, Any]) -> Provider:
     values = dict(entry)
+    if "docs_url" in values:  # the key's former name, still read from deployment files
+        values.setdefault("docs", values.pop("docs_url"))
     for key in ("aliases", "hooks", "scopes", "permanent_errors", "allowed_hosts"):
         if key in values:
             values[key] = tuple(values[key])

@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.errors import CatalogError
 
-BUILTIN = "catalog.yaml"
+BUILTIN = "builtin"  # one YAML file per provider (or family), read in file-name order
 RECORDS = Path(__file__).resolve().parent / "validated"  # written by the image build (`broker check-catalog`)
 CODE = ("catalog.py", "sources.py", "validation.py")  # a change of how sources are read invalidates every record
 
@@ -21,7 +21,7 @@ CODE = ("catalog.py", "sources.py", "validation.py")  # a change of how sources 
 @dataclass(frozen=True)
 class Sources:
     schema: str
-    builtin: str
+    builtin: tuple[tuple[str, str], ...]  # (file name under builtin/, its text), sorted by name
     override_file: str | None
     override: str | None
 
@@ -30,7 +30,8 @@ class Sources:
         package = resources.files("shared.providers")
         hasher = hashlib.sha256()
         parts = [package.joinpath(name).read_text(encoding="utf-8") for name in CODE]
-        for part in (*parts, self.schema, self.builtin, self.override_file or "", self.override or ""):
+        files = [part for name, text in self.builtin for part in (name, text)]
+        for part in (*parts, self.schema, *files, self.override_file or "", self.override or ""):
             hasher.update(part.encode())
             hasher.update(b"\0")
         return hasher.hexdigest()
@@ -62,9 +63,11 @@ def read_sources(override_file: str | None) -> Sources:
             override = Path(override_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CatalogError(f"{override_file}: cannot read the catalog file: {exc}") from exc
+    folder = package.joinpath(BUILTIN)
+    files = sorted((entry.name, entry) for entry in folder.iterdir() if entry.name.endswith(".yaml"))
     return Sources(
         schema=package.joinpath("schema.json").read_text(encoding="utf-8"),
-        builtin=package.joinpath(BUILTIN).read_text(encoding="utf-8"),
+        builtin=tuple((name, entry.read_text(encoding="utf-8")) for name, entry in files),
         override_file=override_file,
         override=override,
     )

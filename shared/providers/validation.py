@@ -23,17 +23,23 @@ def validated_entries(sources: Sources) -> dict[str, dict[str, Any]]:
     """The merged entries of `sources`, validated in full. Raises CatalogError."""
     schema = json.loads(sources.schema)
     full = Draft202012Validator(schema)
-    builtin = _read_yaml(BUILTIN, sources.builtin)
-    _validate(full, builtin, lambda _pid: BUILTIN)
-    entries: dict[str, dict[str, Any]] = dict(builtin["providers"])
-    origin = dict.fromkeys(entries, BUILTIN)
+    entries: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for name, text in sources.builtin:
+        where = f"{BUILTIN}/{name}"
+        builtin = _read_yaml(where, text)
+        _validate(full, builtin, lambda _pid, where=where: where)  # type: ignore[misc]
+        for pid, entry in builtin["providers"].items():
+            if pid in entries:
+                raise CatalogError(f"{where}: providers.{pid}: already defined in {origin[pid]}")
+            entries[pid], origin[pid] = entry, where
     if sources.override_file is not None:
         override_file = sources.override_file
         partial = Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/overrideFile"})
         override = _read_yaml(override_file, sources.override or "")
         _validate(partial, override, lambda _pid: override_file)
         for pid, entry in override["providers"].items():
-            origin[pid] = f"{override_file} (merged over {BUILTIN})" if pid in entries else override_file
+            origin[pid] = f"{override_file} (merged over {origin[pid]})" if pid in entries else override_file
             entries[pid] = {**entries.get(pid, {}), **entry}
         _validate(full, {"providers": entries}, lambda pid: origin.get(pid or "", override_file))
     _check_entries(entries, origin)
@@ -107,7 +113,7 @@ def _check_entries(entries: Mapping[str, Mapping[str, Any]], origin: Mapping[str
     for pid, entry in entries.items():
         for i, alias in enumerate(entry.get("aliases", ())):
             if (other := owners.setdefault(alias, pid)) != pid or alias == pid:
-                blamed = origin[pid] if origin[pid] != BUILTIN else origin[other]
+                blamed = origin[other] if origin[pid].startswith(f"{BUILTIN}/") else origin[pid]
                 what = "a provider id" if alias in entries else f"already an alias of {other!r}"
                 raise CatalogError(f"{blamed}: providers.{pid}.aliases[{i}]: {alias!r} is {what}")
         credentials = entry.get("credentials_schema")

@@ -101,6 +101,10 @@ class ConnectFlow:
         client = self.settings.provider_credentials(provider.id)
         if client is None:
             raise ProviderNotConfigured(f"provider {provider.id!r} is not configured on this deployment")
+        if provider.needs_issuer:
+            raise ProviderNotConfigured(
+                f"provider {provider.id!r} is per tenant: set its issuer ({provider.issuer_template}) in PROVIDERS_FILE"
+            )
         return provider, client
 
     def start(self, entity_id: str, request: StartRequest) -> Started:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from shared.domain.envelope import Keyring
 from shared.domain.events import CONNECTED, RECONNECTED, EventSpec
+from shared.domain.hooks import kept_metadata
 from shared.domain.models import (
     Account,
     AuditEvent,
@@ -19,6 +20,7 @@ from shared.domain.models import (
     secret_id_for,
 )
 from shared.domain.ports import Clock, IntegrationRepository, Record, SecretStore
+from shared.domain.refresh import refresh_token_lifetimes
 from shared.errors import Conflict, NotFound
 
 if TYPE_CHECKING:  # annotations only: the token hot path imports this module for its purposes
@@ -110,7 +112,14 @@ def store_connection(
     integration.account_subject = account.subject or integration.account_subject
     integration.account_email = account.email or integration.account_email
     integration.account_login = account.login or integration.account_login
-    integration.granted_scopes = tokens.scopes or list(record.requested_scopes)
+    # As the provider reported them; when it says nothing they are unknown (not assumed to be the requested ones).
+    integration.granted_scopes, integration.scopes_known = list(tokens.scopes), bool(tokens.scopes)
+    if new_version is not None:  # a new grant's refresh token (a reconnect without one keeps the old token's)
+        integration.refresh_token_expires_at, integration.keep_alive_at = refresh_token_lifetimes(
+            provider, now, tokens.refresh_token_expires_at, None, new_grant=True
+        )
+        integration.expiry_warned_for = None
+    integration.provider_metadata = kept_metadata(provider, tokens)
     if new_version is not None:
         integration.secret_ref, integration.secret_version = secret_ref, new_version
     integration.token_expires_at = tokens.expires_at
@@ -124,7 +133,10 @@ def store_connection(
     integration.label = record.label or integration.label
 
     action = "oauth.reconnect" if existing else "oauth.connect"
-    detail = {"scopes": integration.granted_scopes, "refreshable": integration.secret_ref is not None}
+    detail = {
+        "scopes": integration.granted_scopes, "scopes_known": integration.scopes_known,
+        "refreshable": integration.secret_ref is not None,
+    }  # fmt: skip
     facts = {"refreshable": integration.secret_ref is not None, "scopes": list(integration.granted_scopes)}
     events: list[Record] = [
         AuditEvent(

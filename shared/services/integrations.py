@@ -101,10 +101,18 @@ class IntegrationService:
     directory: ProviderDirectory
     audit: AuditLog
 
+    def _has_client(self, provider_id: str) -> bool:
+        return self.settings.provider_credentials(provider_id) is not None
+
     def providers(self) -> list[ProviderInfo]:
-        """The catalog as a frontend needs it; an OAuth provider is configured when its client id is set."""
+        """The catalog as a frontend needs it; an OAuth provider is configured when its client id is set (and, for a
+        per-tenant entry, its issuer)."""
         return [
-            ProviderInfo(p, p.auth_mode != "oauth2" or self.settings.provider_credentials(p.id) is not None)
+            ProviderInfo(
+                p,
+                p.auth_mode != "oauth2"
+                or (self.settings.provider_credentials(p.id) is not None and not p.needs_issuer),
+            )
             for p in self.catalog
         ]
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
@@ -31,7 +31,7 @@ from shared.domain.envelope import Keyring
 from shared.domain.events import refresh_transitions
 from shared.domain.models import Integration
 from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
-from shared.domain.refresh import should_refresh
+from shared.domain.refresh import refresh_token_lifetimes, should_refresh
 from shared.errors import BrokerError, ProviderError, SecretNotFound
 from shared.logs import fields
 from shared.providers.catalog import Catalog, Provider
@@ -181,8 +181,9 @@ class Refresher:
             "token_expires_at": tokens.expires_at, "last_refreshed_at": now, "last_refresh_error": None,
             "consecutive_failures": 0, "consecutive_refusals": 0, "next_attempt_after": None,
         }  # fmt: skip
-        if tokens.scopes:
-            values["granted_scopes"] = tokens.scopes
+        if tokens.scopes:  # a refresh that reports no scopes keeps what the grant reported
+            values["granted_scopes"], values["scopes_known"] = tokens.scopes, True
+        values |= refresh_token_values(self.catalog.get(integration.provider), integration, tokens, now)
         rotated = bool(tokens.refresh_token) and tokens.refresh_token != used
         pending = tokens.refresh_token if rotated else None
         if pending is not None:
@@ -263,3 +264,18 @@ class Refresher:
 
     def _failed(self, integration: Integration, lease: Lease, error: ProviderError) -> RefreshResult:
         return record_failure(self.store, self.catalog, self.clock.now(), integration, lease.owner, error)
+
+
+def refresh_token_values(
+    provider: Provider, integration: Integration, tokens: oauth.TokenSet, now: datetime
+) -> dict[str, Any]:
+    """What a refresh writes about the refresh token's lifetime and the hooks' metadata."""
+    from shared.domain.hooks import kept_metadata
+
+    end, keep_alive = refresh_token_lifetimes(
+        provider, now, tokens.refresh_token_expires_at, integration.refresh_token_expires_at, new_grant=False
+    )
+    values: dict[str, Any] = {"refresh_token_expires_at": end, "keep_alive_at": keep_alive}
+    if kept := kept_metadata(provider, tokens):
+        values["provider_metadata"] = {**integration.provider_metadata, **kept}
+    return values

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from shared.domain.models import Integration
 from shared.domain.ports import Clock, RefreshStore
+from shared.domain.refresh import EXPIRY_WARNING
 from shared.logs import fields
 from shared.services.refresh import Lease, Refresher
 from shared.services.refresh_failures import RefreshResult
@@ -29,6 +30,7 @@ COUNTED = {
 SETTLE_COUNTED = {"settled": "secrets_settled", "transient": "secrets_pending"}
 SUMMARY = (
     "claimed", "refreshed", "failed_transient", "reauth_required", "skipped", "secrets_settled", "secrets_pending",
+    "expiring_soon",
 )  # fmt: skip
 
 
@@ -82,12 +84,24 @@ def settle_pending(store: RefreshStore, refresher: Refresher, settings: JobSetti
     return counts
 
 
+def warn_expiring(store: RefreshStore, clock: Clock, settings: JobSettings, stop_at: float) -> int:
+    """`integration.expiring_soon` for every refresh token that ends within EXPIRY_WARNING, batch by batch."""
+    warned = 0
+    while time.monotonic() < stop_at:
+        batch = store.warn_expiring(EXPIRY_WARNING, settings.batch_size, clock.now())
+        warned += batch
+        if batch < settings.batch_size:
+            break
+    return warned
+
+
 def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, settings: JobSettings) -> dict[str, int]:
     """Refresh every integration that expires within the horizon; answer counts by outcome."""
     started = time.monotonic()
     owner = refresher.new_owner("job")
     began = clock.now()  # what this run refreshed is not claimed again by it, however short its new lifetime
     counts = settle_pending(store, refresher, settings, started + (settings.deadline - settings.safety) / 4)
+    counts["expiring_soon"] = warn_expiring(store, clock, settings, started + (settings.deadline - settings.safety) / 4)
     # Claim only what free workers start at once: a claimed integration never waits in a queue while its lease
     # runs out. Claim again when a quarter of the workers are free (fewer claim queries, no idle pool).
     refill = max(1, settings.concurrency // 4)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
@@ -39,6 +39,21 @@ UNAVAILABLE = {
     Status.PENDING: ("integration_pending", "the integration is not connected yet"),
 }
 USE_RECORD_EVERY = timedelta(seconds=60)
+NEVER_SERVABLE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def check_scopes(integration: Integration, required: tuple[str, ...]) -> None:
+    """409 insufficient_scope naming the required scopes the grant lacks (all of them when the provider did not
+    report what it granted: unknown is not enough)."""
+    granted = set(integration.granted_scopes) if integration.scopes_known else set()
+    missing = [scope for scope in dict.fromkeys(required) if scope not in granted]
+    if missing:
+        known = "" if integration.scopes_known else " (the provider did not report the granted scopes)"
+        raise Conflict(
+            f"the grant lacks the scope(s) {', '.join(missing)}{known}: connect again asking for them "
+            "(POST /oauth/start with integration_id and scopes)", code="insufficient_scope",
+            details={"public": {"missing_scopes": missing, "scopes_known": integration.scopes_known}},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,18 +88,26 @@ class TokenService:
     def refresher(self) -> Refresher:
         return self._slow.refresher
 
-    def fetch(self, integration_id: UUID, caller: str, *, min_ttl: int = 0, force: bool = False) -> dict[str, Any]:
+    def fetch(
+        self, integration_id: UUID, caller: str, *, min_ttl: int = 0, force: bool = False,
+        scopes: tuple[str, ...] = (),
+    ) -> dict[str, Any]:  # fmt: skip
         """The answer for `caller`. Audit-or-refuse: no token leaves without the audit event of its read (on the hot
-        path written by the read's own statement; otherwise by `touch`); a database failure is a 503."""
+        path written by the read's own statement; otherwise by `touch`); a database failure is a 503. `scopes`:
+        the grant must hold them (409 insufficient_scope otherwise), checked on the row the read returned."""
         now = self.clock.now()
         if force:  # a refresh follows (or the quiet period's answer): the plain read, audited at the end
             integration, audited = self.store.get(integration_id), False
         else:
-            until = servable_until(now, self.catalog.max_refresh_margin, min_ttl)
+            # With required scopes the read's statement must not audit a read the scope check may refuse: the
+            # threshold is then out of reach, and the read is audited after the check (`touch`).
+            until = servable_until(now, self.catalog.max_refresh_margin, min_ttl) if not scopes else NEVER_SERVABLE
             integration, audited = self.reads.read_for_use(integration_id, caller, now, until, USE_RECORD_EVERY)
         if integration is None:
             raise NotFound("integration not found", code="integration_not_found")
         self._check_status(integration)
+        if scopes:
+            check_scopes(integration, scopes)
         if integration.credential_type != CredentialType.OAUTH2:
             view = self._static_view(integration)
         else:
@@ -184,10 +207,13 @@ class TokenService:
             purpose=ACCESS_TOKEN_PURPOSE, record=str(integration.id),
         ).decode()  # fmt: skip
         expires = integration.token_expires_at
-        return {
+        answer: dict[str, Any] = {
             "integration_id": str(integration.id), "access_token": token, "token_type": "Bearer",
             "expires_at": expires.isoformat() if expires else None, "scopes": integration.granted_scopes,
         }  # fmt: skip
+        if integration.provider_metadata:  # what a hook kept for callers (Salesforce's instance_url)
+            answer["provider_metadata"] = dict(integration.provider_metadata)
+        return answer
 
     def _static_view(self, integration: Integration) -> dict[str, Any]:
         if integration.secret_ref is None or integration.secret_version is None:

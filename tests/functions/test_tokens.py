@@ -155,7 +155,7 @@ def test_the_refresh_job_refreshes_what_expires_soon(stack: Stack) -> None:
     assert counts["refreshed"] == counts["claimed"]
     assert set(counts) == {
         "claimed", "refreshed", "failed_transient", "reauth_required", "skipped", "secrets_settled",
-        "secrets_pending", "duration_ms", "purged", "swept", "events",
+        "secrets_pending", "expiring_soon", "duration_ms", "purged", "swept", "events",
     }  # fmt: skip
     assert stack.provider.stats()["token"]["refresh_token"]["success"] == counts["refreshed"]
     again = requests.post(f"{stack.refresh_url}/refresh", timeout=60).json()

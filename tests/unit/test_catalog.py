@@ -19,7 +19,12 @@ from shared.providers.catalog import Catalog, Provider, load_catalog, record_val
 
 PACKAGE = resources.files("shared.providers")
 SCHEMA = json.loads(PACKAGE.joinpath("schema.json").read_text(encoding="utf-8"))
-BUILTIN = yaml.safe_load(PACKAGE.joinpath("catalog.yaml").read_text(encoding="utf-8"))["providers"]
+BUILTIN = {
+    pid: entry
+    for path in sorted(PACKAGE.joinpath("builtin").iterdir(), key=lambda p: p.name)
+    if path.name.endswith(".yaml")
+    for pid, entry in yaml.safe_load(path.read_text(encoding="utf-8"))["providers"].items()
+}
 MINIMAL = {
     "display_name": "Acme",
     "auth_mode": "oauth2",
@@ -31,6 +36,15 @@ MINIMAL = {
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     return load_catalog()
+
+
+def _source_of(provider_id: str) -> str:
+    """The text of the builtin file holding `provider_id`'s entry, from its key to the next entry."""
+    for path in PACKAGE.joinpath("builtin").iterdir():
+        text = path.read_text(encoding="utf-8")
+        if f"\n  {provider_id}:\n" in text:
+            return text.split(f"\n  {provider_id}:\n", 1)[1].split("\n\n  ", 1)[0]
+    raise AssertionError(provider_id)
 
 
 def load_with(tmp_path: Path, providers: dict[str, Any]) -> Catalog:
@@ -54,9 +68,10 @@ def test_builtin_entry_is_a_complete_valid_entry(catalog: Catalog, provider_id: 
     provider = catalog.get(provider_id)
     assert provider.id == provider_id
     if provider.auth_mode == "oauth2":
-        assert provider.issuer or (provider.authorization_url and provider.token_url)
-        assert provider.identity is not None
-        if provider.identity.source != "token_response":
+        assert provider.issuer or provider.issuer_template or (provider.authorization_url and provider.token_url)
+        if provider.identity is None:  # only where the provider has no way to say who the account is
+            assert "No identity:" in _source_of(provider_id)
+        elif provider.identity.source != "token_response":
             assert provider.identity.source != "userinfo" or provider.userinfo_url
     else:
         assert provider.credentials_schema is not None
@@ -75,7 +90,7 @@ def test_every_schema_field_is_a_provider_field():
     # A key the schema accepts but the dataclass lacks would pass validation and crash the loader.
     schema_fields = set(SCHEMA["$defs"]["entryFields"]["properties"])
     provider_fields = {f.name for f in dataclasses.fields(Provider)} - {"id"}
-    assert schema_fields == provider_fields
+    assert schema_fields - {"docs_url"} == provider_fields, "docs_url: the former name of docs, read as docs"
 
 
 @pytest.mark.parametrize(
@@ -150,7 +165,7 @@ def test_type_errors_name_file_provider_and_path(tmp_path: Path):
 
 def test_merged_entry_is_validated_again(tmp_path: Path):
     message = rejected(tmp_path, {"google": {"auth_mode": "api_key"}})
-    assert "providers.yaml (merged over catalog.yaml): providers.google" in message
+    assert "providers.yaml (merged over builtin/google.yaml): providers.google" in message
     assert "credentials_schema" in message
 
 
@@ -161,7 +176,7 @@ def test_merged_entry_is_validated_again(tmp_path: Path):
         ({"acme": MINIMAL | {"aliases": ["github"]}}, "'github' is a provider id"),  # shadows an id
         ({"azure-ad": MINIMAL}, "'azure-ad' is a provider id"),  # a new id equal to an alias
         ({"acme": MINIMAL | {"aliases": ["acme"]}}, "'acme' is a provider id"),  # its own id
-        ({"a": MINIMAL | {"aliases": ["x"]}, "b": MINIMAL | {"aliases": ["x"]}}, "already an alias of 'a'"),
+        ({"a": MINIMAL | {"aliases": ["xx"]}, "b": MINIMAL | {"aliases": ["xx"]}}, "already an alias of 'a'"),
     ],
 )
 def test_alias_collisions_are_rejected(tmp_path: Path, providers: dict[str, Any], alias: str):

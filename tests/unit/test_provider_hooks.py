@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from shared.domain import hooks, oauth
-from shared.errors import CatalogError
+from shared.errors import CatalogError, ProviderError
 from shared.providers.catalog import Provider, load_catalog
 
 SCHEMA = json.loads(resources.files("shared.providers").joinpath("schema.json").read_text(encoding="utf-8"))
@@ -56,7 +56,8 @@ def test_slack_user_tokens_are_read_from_authed_user():
     tokens = oauth.parse_token_reply(slack, 200, json.dumps(SLACK_REPLY), NOW)
     assert (tokens.access_token, tokens.refresh_token) == ("xoxp-user", "xoxe-1-user")
     assert tokens.scopes == ["search:read", "users:read"]
-    assert tokens.expires_at is not None and int((tokens.expires_at - NOW).total_seconds()) == 43200
+    assert tokens.expires_at is not None
+    assert int((tokens.expires_at - NOW).total_seconds()) == 43200
     only_user = {k: v for k, v in SLACK_REPLY.items() if k not in ("access_token", "token_type", "scope")}
     assert oauth.parse_token_reply(slack, 200, json.dumps(only_user), NOW).access_token == "xoxp-user"
     assert oauth.parse_token_reply(slack, 200, json.dumps(only_user), NOW).raw["authed_user"]["id"] == "U1"
@@ -71,9 +72,9 @@ def test_slack_bot_tokens_stay_at_the_top_level():
 
 def test_slack_errors_answered_with_200_are_refusals():
     slack = _provider(hooks=("slack_authed_user",))
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ProviderError) as refused:
         oauth.parse_token_reply(slack, 200, json.dumps({"ok": False, "error": "invalid_refresh_token"}), NOW)
-    assert getattr(refused.value, "oauth_error", None) == "invalid_refresh_token"
+    assert refused.value.oauth_error == "invalid_refresh_token"
 
 
 def test_salesforce_keeps_the_instance_url_and_identity_url():
