@@ -53,8 +53,9 @@ def rfc7009(provider: Provider, client: ClientCredentials, tokens: Tokens) -> Re
     """RFC 7009: POST `token` + `token_type_hint`, client authentication as at the token endpoint. The refresh
     token is preferred: revoking it ends the grant (and, at most providers, its access tokens)."""
     assert provider.revocation_url is not None
-    hint: TokenHint = "refresh_token" if tokens.refresh_token else "access_token"
-    token = tokens.refresh_token or tokens.access_token
+    prefer_refresh = provider.revocation_token == "refresh_token" or tokens.access_token is None
+    hint: TokenHint = "refresh_token" if tokens.refresh_token and prefer_refresh else "access_token"
+    token = tokens.refresh_token if hint == "refresh_token" else tokens.access_token
     if token is None:
         return None
     data, basic = client_authentication(provider, client, {"token": token, "token_type_hint": hint})

@@ -118,11 +118,13 @@ class ConnectFlow:
         return_to = match_return_url(wanted, self.settings.return_urls) if wanted is not None else None
         if return_to is None:  # the normalised URL is what is kept and redirected to
             raise BadRequest("return_to is not in ALLOWED_RETURN_URLS", code="return_url_not_allowed")
+        granted: list[str] = []
         if request.integration_id is not None:
             existing = self.integrations.get(request.integration_id, entity_id)
             if existing is None or existing.provider != provider.id:
                 raise NotFound("integration not found", code="integration_not_found")
-        scopes = list(dict.fromkeys([*provider.scopes, *request.scopes]))
+            granted = existing.granted_scopes  # incremental re-consent: what was granted is asked for again
+        scopes = list(dict.fromkeys([*provider.scopes, *granted, *request.scopes]))
         provider = self.directory.resolve(provider)
         state = oauth.new_secret_token()
         state_hash = oauth.digest(state)

@@ -32,7 +32,8 @@ def test_every_url_is_https_and_every_entry_has_docs(provider):
     if provider.relative_urls:  # the built-in demo server, on the broker's own base URL
         assert provider.id == "demo"
         return
-    assert provider.docs is not None and provider.docs.startswith("https://")
+    assert provider.docs is not None
+    assert provider.docs.startswith("https://")
     for name in (*URL_FIELDS, "icon", "id_token_issuer", "issuer_template"):
         value = getattr(provider, name)
         assert value is None or value.startswith("https://"), (name, value)
@@ -58,7 +59,7 @@ class RecordedDiscovery(BaseAdapter):
         self.documents = documents
         self.requested: list[str] = []
 
-    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.requested.append(str(request.url))
         response = requests.Response()
         document = self.documents.get(str(request.url))

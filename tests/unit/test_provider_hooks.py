@@ -90,3 +90,19 @@ def test_salesforce_keeps_the_instance_url_and_identity_url():
     assert hooks.kept_metadata(salesforce, oauth.parse_token_reply(salesforce, 200, json.dumps(hostile), NOW)) == {
         "identity_url": "https://login.salesforce.com/id/00D/005"
     }, "only https URLs are kept"
+
+
+def test_revocation_token_access_token_sends_the_access_token_even_with_a_refresh_token():
+    from shared.domain.models import ClientCredentials
+    from shared.domain.revocation import Tokens, revocation_request
+
+    provider = _provider(revocation_url="https://p.example/revoke", revocation_token="access_token")
+    request = revocation_request(provider, ClientCredentials("c", "s"), Tokens("rt", "at"))
+    assert request is not None
+    assert request.form is not None
+    assert (request.form["token"], request.form["token_type_hint"]) == ("at", "access_token")
+    default = revocation_request(_provider(revocation_url="https://p.example/revoke"), ClientCredentials("c", "s"),
+                                 Tokens("rt", "at"))  # fmt: skip
+    assert default is not None
+    assert default.form is not None
+    assert default.form["token"] == "rt"
