@@ -32,12 +32,12 @@ def _consent(app, provider, request: StartRequest) -> tuple[str, list[str]]:
 
 def _reads(app, integration_id: UUID, outcome: str) -> int:
     with app.engine.connect() as conn:
-        return conn.execute(
+        return int(conn.execute(
             select(func.count()).select_from(AuditEventRow).where(
                 AuditEventRow.integration_id == integration_id, AuditEventRow.action == "token.read",
                 AuditEventRow.outcome == outcome,
             )
-        ).scalar_one()  # fmt: skip
+        ).scalar_one())  # fmt: skip
 
 
 def test_granted_scopes_are_stored_as_the_provider_reported_them(app, provider):
