@@ -103,10 +103,13 @@ def client_authentication(
 
 
 def token_request(provider: Provider, client: ClientCredentials, grant: dict[str, str]) -> TokenRequest:
-    assert provider.token_url is not None
+    """The request for `grant` at the entry's token endpoint (a refresh at its `refresh_url`, where it has one)."""
+    url = provider.refresh_url if grant.get("grant_type") == "refresh_token" and provider.refresh_url else None
+    url = url or provider.token_url
+    assert url is not None
     data, basic = client_authentication(provider, client, {**provider.token_params, **grant})
     headers = {"Accept": "application/json", **provider.request_headers}
-    return TokenRequest(provider.token_url, data, headers, basic, provider.token_request_encoding == "json")
+    return TokenRequest(url, data, headers, basic, provider.token_request_encoding == "json")
 
 
 def code_grant(code: str, redirect_uri: str, verifier: str | None) -> dict[str, str]:

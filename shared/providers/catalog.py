@@ -19,7 +19,9 @@ from typing import Any, Literal
 from shared.errors import UnknownProvider
 from shared.providers.sources import Sources, read_sources
 
-URL_FIELDS = ("issuer", "authorization_url", "token_url", "revocation_url", "userinfo_url", "jwks_uri")
+URL_FIELDS = (
+    "issuer", "authorization_url", "token_url", "refresh_url", "revocation_url", "userinfo_url", "jwks_uri",
+)  # fmt: skip
 
 
 def _frozen_map() -> Mapping[str, str]:
@@ -51,6 +53,7 @@ class Provider:
     id_token_issuer: str | None = None  # the `iss` of ID tokens when there is no `issuer`
     authorization_url: str | None = None
     token_url: str | None = None
+    refresh_url: str | None = None  # where refresh tokens are spent, when not at token_url (Figma)
     revocation_url: str | None = None
     userinfo_url: str | None = None
     jwks_uri: str | None = None

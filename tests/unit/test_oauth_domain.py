@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.domain.models import ClientCredentials
-from shared.domain.oauth import code_grant, jwt_expiry, parse_token_reply, token_request
+from shared.domain.oauth import code_grant, jwt_expiry, parse_token_reply, refresh_grant, token_request
 from shared.errors import ProviderError
 from shared.providers.catalog import load_catalog
 
@@ -75,3 +75,17 @@ def test_client_authentication_follows_the_catalog():
     assert "csecret" not in repr(basic)
     post = token_request(CATALOG.get("github"), client, code_grant("c", "http://x/cb", None))
     assert (post.basic_auth, post.data["client_secret"], "code_verifier" in post.data) == (None, "csecret", False)
+
+
+def test_a_refresh_goes_to_the_entry_s_refresh_url_and_a_code_exchange_to_its_token_url():
+    client = ClientCredentials("cid", "csecret")
+    figma = CATALOG.get("figma")  # Figma spends refresh tokens at an endpoint of its own
+    assert token_request(figma, client, refresh_grant("rt")).url == "https://api.figma.com/v1/oauth/refresh"
+    assert token_request(figma, client, code_grant("c", "http://x/cb", None)).url == figma.token_url
+    github = CATALOG.get("github")
+    assert token_request(github, client, refresh_grant("rt")).url == github.token_url
+
+
+def test_a_relative_refresh_url_is_resolved_against_the_base_url_like_the_other_endpoints():
+    entry = replace(CATALOG.get("demo"), refresh_url="/demo/oauth/refresh")
+    assert entry.with_base_url("https://broker.example/p").refresh_url == "https://broker.example/p/demo/oauth/refresh"
