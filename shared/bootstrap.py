@@ -190,7 +190,7 @@ class Container(EventComponents, SecretComponents, CallerComponents):
 
         return IntegrationService(
             settings=self.settings, catalog=self.catalog, integrations=self.integrations, admin=self.integration_admin,
-            secrets=self.later("secret_store"), keyring=self.keyring, clock=self.clock,
+            secrets=self.secret_stores, keyring=self.keyring, clock=self.clock,
             token_endpoint=self.later("token_endpoint"), revoker=self.later("token_endpoint"),
             directory=self.later("directory"), audit=self.audit,
         )  # fmt: skip
@@ -210,7 +210,7 @@ class Container(EventComponents, SecretComponents, CallerComponents):
 
         return ConnectFlow(
             settings=self.settings, catalog=self.catalog, states=self.states, integrations=self.integrations,
-            secrets=self.later("secret_store"), keyring=self.keyring, clock=self.clock,
+            secrets=self.secret_stores, keyring=self.keyring, clock=self.clock,
             token_endpoint=self.later("token_endpoint"), directory=self.later("directory"), audit=self.audit,
         )  # fmt: skip
 
@@ -226,7 +226,7 @@ class Container(EventComponents, SecretComponents, CallerComponents):
         from shared.services.refresh import Refresher
 
         return Refresher(
-            settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.later("secret_store"),
+            settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.secret_stores,
             keyring=self.keyring, clock=self.clock, token_endpoint=self.later("token_endpoint"),
             directory=self.later("directory"),
             lease=timedelta(seconds=self.settings.refresh_lease), stopping=stopping,
@@ -237,7 +237,7 @@ class Container(EventComponents, SecretComponents, CallerComponents):
         from shared.services.tokens import SlowPath, TokenService
 
         def slow_path() -> SlowPath:  # built on the first fetch off the hot path
-            return SlowPath(store=self.refresh_store, secrets=self.secret_store, refresher=self.refresher)
+            return SlowPath(store=self.refresh_store, secrets=self.secret_stores, refresher=self.refresher)
 
         return TokenService(
             catalog=self.catalog, reads=self.token_reads, keyring=self.keyring, clock=self.clock, slow_path=slow_path

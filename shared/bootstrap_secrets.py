@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from shared.adapters.openbao_client import OpenBaoClient
     from shared.config import Settings
     from shared.domain.envelope import Keyring
-    from shared.domain.ports import Clock, SecretStore
+    from shared.domain.ports import Clock, SecretStore, SecretStores
 
 
 class SecretComponents:
@@ -39,14 +40,43 @@ class SecretComponents:
         return GcpSecretManagerStore(project, self.secret_manager_client, probe_secret_id=probe)
 
     @cached_property
+    def openbao_client(self) -> OpenBaoClient:
+        """One logged-in OpenBao client per instance (KV store and Transit share it); ConfigurationError when the
+        settings cannot reach OpenBao."""
+        from shared.adapters.openbao_client import OpenBaoAuth, OpenBaoClient, iam_signer
+        from shared.config_rules import openbao_problems
+        from shared.errors import ConfigurationError
+
+        settings = self.settings
+        problems = openbao_problems(settings)
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+        assert settings.openbao_addr is not None
+        token, secret_id = settings.openbao_token, settings.openbao_secret_id
+        method = settings.openbao_auth_method
+        auth = OpenBaoAuth(
+            method, token=token.get_secret_value() if token else None, role_id=settings.openbao_role_id,
+            secret_id=secret_id.get_secret_value() if secret_id else None, role=settings.openbao_role,
+            signer=iam_signer() if method == "gcp" else None,
+        )  # fmt: skip
+        return OpenBaoClient(settings.openbao_addr, auth)
+
+    @cached_property
     def keyring(self) -> Keyring:
         from shared.adapters.keys import load_keyring
 
-        return load_keyring(self.settings, self.gcp_store)
+        return load_keyring(self.settings, self.gcp_store, lambda: (self.openbao_client, self.engine))
+
+    @cached_property
+    def secret_stores(self) -> SecretStores:
+        """Each row's store by the row's backend (SECRET_BACKEND for new secrets and unmarked rows)."""
+        from shared.adapters.secret_stores import StoresByBackend
+
+        return StoresByBackend(self.settings.secret_backend, self.store_for)
 
     @cached_property
     def secret_store(self) -> SecretStore:
-        return self.store_for(self.settings.secret_backend)
+        return self.secret_stores.default
 
     def store_for(self, backend: str) -> SecretStore:
         """The master-secret store of `backend` under these settings; ConfigurationError when they lack what it
@@ -61,4 +91,16 @@ class SecretComponents:
             from shared.adapters.db_secret_store import DatabaseSecretStore
 
             return DatabaseSecretStore(self.engine, self.keyring, self.clock)
+        if backend == "openbao":
+            from shared.adapters.openbao_secret_store import OpenBaoKvStore
+
+            probe = f"{self.settings.secret_prefix}-readiness-probe"
+            return OpenBaoKvStore(self.openbao_client, self.settings.openbao_mount, probe_secret_id=probe)
+        if backend == "aws":
+            from shared.adapters.aws_secret_store import AwsSecretsManagerStore
+
+            if not self.settings.aws_region:
+                raise ConfigurationError("AWS_REGION: required for the aws backend (the region of the secrets)")
+            client = AwsSecretsManagerStore.build_client(self.settings.aws_region, self.settings.aws_endpoint_url)
+            return AwsSecretsManagerStore(client, probe_secret_id=f"{self.settings.secret_prefix}-readiness-probe")
         raise ConfigurationError(f"SECRET_BACKEND: no backend named {backend!r}")

@@ -64,13 +64,23 @@ class Settings(BaseSettings):
     local_data_dir: str = ".broker"
     local_data_key_file: str | None = None
 
-    secret_backend: Literal["database", "gcp"] = "database"
+    secret_backend: Literal["database", "gcp", "openbao", "aws"] = "database"
     gcp_project: str | None = None
     secret_prefix: str = "broker-int"
     secret_manager_endpoint: str | None = None
     data_keys: SecretStr | None = None
     data_key_current: int | None = Field(None, ge=1)
     data_key_secret: str | None = None
+    data_key_transit: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/[A-Za-z0-9_.-]+$")
+    openbao_addr: str | None = None
+    openbao_auth: Literal["token", "approle", "gcp"] | None = None
+    openbao_token: SecretStr | None = None
+    openbao_role_id: str | None = None
+    openbao_secret_id: SecretStr | None = None
+    openbao_role: str | None = None
+    openbao_mount: str = Field("secret", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    aws_region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+    aws_endpoint_url: str | None = None
 
     providers_file: str | None = None
     public_base_url: str | None = None
@@ -151,6 +161,23 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value.rstrip("/")
+
+    @field_validator("openbao_addr", "aws_endpoint_url")
+    @classmethod
+    def _service_urls(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        problem = check_url(value)
+        if problem:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+    @property
+    def openbao_auth_method(self) -> str:
+        """OPENBAO_AUTH, or what the credentials given imply: AppRole with a role id, else a token."""
+        if self.openbao_auth:
+            return self.openbao_auth
+        return "approle" if self.openbao_role_id else "token"
 
     @field_validator("auth_issuer", "auth_jwks_url")
     @classmethod

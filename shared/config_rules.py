@@ -27,6 +27,12 @@ def coherence_problems(settings: Settings) -> list[str]:
         problems.append("DATA_KEY_CURRENT: only with DATA_KEYS (DATA_KEY_SECRET's pinned version encrypts)")
     if settings.secret_backend == "gcp" and not settings.gcp_project:
         problems.append("GCP_PROJECT: required when SECRET_BACKEND=gcp")
+    if settings.secret_backend == "openbao" or settings.data_key_transit:
+        problems.extend(openbao_problems(settings))
+    if settings.secret_backend == "aws" and not settings.aws_region:
+        problems.append("AWS_REGION: required when SECRET_BACKEND=aws")
+    if settings.data_key_transit and (settings.data_keys or settings.data_key_secret):
+        problems.append("DATA_KEY_TRANSIT: set one source for the data key, not DATA_KEYS or DATA_KEY_SECRET too")
     if settings.data_key_secret and not settings.gcp_project and not settings.secret_manager_endpoint:
         problems.append("DATA_KEY_SECRET: needs GCP_PROJECT (or SECRET_MANAGER_ENDPOINT) to reach Secret Manager")
     if settings.data_keys and settings.data_key_secret:
@@ -46,6 +52,21 @@ def coherence_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def openbao_problems(settings: Settings) -> list[str]:
+    """What reaching OpenBao needs (SECRET_BACKEND=openbao, DATA_KEY_TRANSIT, or a migrate-secrets target)."""
+    what = "SECRET_BACKEND=openbao or DATA_KEY_TRANSIT"
+    if not settings.openbao_addr:
+        return [f"OPENBAO_ADDR: required with {what}"]
+    method = settings.openbao_auth_method
+    if method == "token" and not settings.openbao_token:
+        return ["OPENBAO_TOKEN: required (or OPENBAO_ROLE_ID + OPENBAO_SECRET_ID, or OPENBAO_AUTH=gcp + OPENBAO_ROLE)"]
+    if method == "approle" and not (settings.openbao_role_id and settings.openbao_secret_id):
+        return ["OPENBAO_ROLE_ID and OPENBAO_SECRET_ID: both are required for AppRole"]
+    if method == "gcp" and not settings.openbao_role:
+        return ["OPENBAO_ROLE: required with OPENBAO_AUTH=gcp (the gcp auth method's role)"]
+    return []
+
+
 def token_caller_problems(settings: Settings) -> list[str]:
     """token_fetch's own start-up rule (checked by that function only: the others are not given the keys)."""
     if settings.is_production and not settings.internal_api_keys and not settings.token_invokers:
@@ -61,8 +82,10 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("TOKEN_AUDIENCE: required with TOKEN_INVOKERS (the token function's URL)")
     if not (settings.scheduler_service_account and settings.refresh_audience):
         problems.append("SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE: production checks the scheduler's identity")
-    if not settings.data_keys and not settings.data_key_secret:
-        problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEYS)")
+    if not settings.data_keys and not settings.data_key_secret and not settings.data_key_transit:
+        problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEY_TRANSIT, or DATA_KEYS)")
+    if settings.openbao_addr and not settings.openbao_addr.startswith("https://"):
+        problems.append("OPENBAO_ADDR: production reaches OpenBao over https only")
     if not settings.instance_connection_name and not (settings.database_url or "").startswith("postgresql"):
         problems.append("DATABASE_URL: production needs PostgreSQL (INSTANCE_CONNECTION_NAME or DATABASE_URL)")
     if not settings.public_base_url or not settings.public_base_url.startswith("https://"):

@@ -62,15 +62,17 @@ class AwsSecretsManagerStore:
         self._probe = probe_secret_id
 
     @staticmethod
-    def build_client(region: str | None, timeout: float = DEFAULT_TIMEOUT) -> SecretsManagerClient:
-        """boto3's client with the default credential chain; AWS_ENDPOINT_URL (boto3's own setting) points it
-        elsewhere (moto in the tests)."""
+    def build_client(
+        region: str | None, endpoint_url: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> SecretsManagerClient:
+        """boto3's client with its default credential chain; `endpoint_url` (AWS_ENDPOINT_URL, boto3's own
+        variable) points it elsewhere: a VPC endpoint, or moto in the tests."""
         import boto3
         from botocore.config import Config
 
         config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 3, "mode": "standard"})
         with _unavailable_on_failure():
-            return boto3.client("secretsmanager", region_name=region, config=config)
+            return boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url, config=config)
 
     def _versions(self, secret_id: str) -> list[dict[str, Any]]:
         """Every version id the secret has, deprecated ones included; [] when the secret does not exist (asked

@@ -1,4 +1,5 @@
-"""Where the data key comes from: DATA_KEYS, a pinned Secret Manager version, or (development only) a local file."""
+"""Where the data key comes from: DATA_KEYS, a pinned Secret Manager version, OpenBao Transit (envelope), or
+(development only) a local file. This is the one place that builds the keyring."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ import binascii
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.config import Settings
 from shared.config_values import parse_data_keys
 from shared.domain.envelope import KEY_BYTES, Keyring, KeyUnavailable, new_data_key
 from shared.domain.ports import SecretStore
 from shared.errors import SecretNotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from shared.adapters.openbao_client import OpenBaoClient
 
 LOCAL_KEY_FILE = "data-key"
 
@@ -63,8 +70,13 @@ class SecretManagerKeys(Mapping[int, bytes]):
         return len(self._loaded)
 
 
-def load_keyring(settings: Settings, gcp_store_for: Callable[[str], SecretStore]) -> Keyring:
-    """Build the keyring the settings ask for. `gcp_store_for(project)` gives a Secret Manager store."""
+def load_keyring(
+    settings: Settings,
+    gcp_store_for: Callable[[str], SecretStore],
+    transit: Callable[[], tuple[OpenBaoClient, Engine]] | None = None,
+) -> Keyring:
+    """Build the keyring the settings ask for. `gcp_store_for(project)` gives a Secret Manager store; `transit()`
+    the OpenBao client and the database that keeps the wrapped data keys (DATA_KEY_TRANSIT)."""
     if settings.data_keys is not None:
         return Keyring(parse_data_keys(settings.data_keys.get_secret_value()), current=settings.data_key_current)
     if settings.data_key_secret:
@@ -74,6 +86,14 @@ def load_keyring(settings: Settings, gcp_store_for: Callable[[str], SecretStore]
         if current not in keys:  # fail at start-up, not on the first request, when the pinned version is unreadable
             raise KeyUnavailable(f"DATA_KEY_SECRET: version {current} of {secret_id} is not readable")
         return Keyring(keys, current=current)
+    if settings.data_key_transit:
+        if transit is None:
+            raise KeyUnavailable("DATA_KEY_TRANSIT: no OpenBao client was given to reach Transit")
+        from shared.adapters.transit_keys import TransitKeys
+
+        client, engine = transit()
+        wrapped = TransitKeys(client, settings.data_key_transit, engine)
+        return Keyring(wrapped, current=wrapped.current())
     if settings.is_production:
         raise KeyUnavailable("no data key in production: set DATA_KEY_SECRET")
     path = Path(settings.local_data_key_file or Path(settings.local_data_dir) / LOCAL_KEY_FILE)

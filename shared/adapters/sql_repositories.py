@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.adapters.orm import AuditEventRow, EventRow, IntegrationRow, OAuthStateRow
 from shared.domain.events import EventSpec, OutboxEvent, materialise
 from shared.domain.models import AuditEvent, CredentialType, Integration, OAuthState, Status
 from shared.domain.ports import Clock, Record
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, SecretStoreUnavailable
 
 INTEGRATION_FIELDS = tuple(f.name for f in dataclasses.fields(Integration))
 STATE_FIELDS = tuple(f.name for f in dataclasses.fields(OAuthState))
@@ -26,6 +26,7 @@ CREDENTIAL_FIELDS = (
     "last_refresh_error", "consecutive_failures", "next_attempt_after", "lease_owner", "lease_until", "label",
     "pending_secret_ciphertext", "pending_secret_key_version", "consecutive_refusals",
     "refresh_token_expires_at", "keep_alive_at", "expiry_warned_for", "scopes_known", "provider_metadata",
+    "secret_backend",
 )  # fmt: skip
 
 
@@ -105,14 +106,23 @@ class SqlIntegrationRepository:
         now = self._clock.now()
         values = {name: getattr(integration, name) for name in CREDENTIAL_FIELDS}
         values["status"] = integration.status.value
+        mine = (IntegrationRow.id == integration.id, IntegrationRow.entity_id == integration.entity_id)
+        # Fenced on the backend the new secret was written to: `broker migrate-secrets` may have moved the row's
+        # secret to another backend meanwhile, and a row must never point into a backend that lacks its version.
+        same_backend = or_(
+            IntegrationRow.secret_ref.is_(None),
+            IntegrationRow.secret_backend.is_not_distinct_from(integration.secret_backend),
+        )
         statement = (
             update(IntegrationRow)
-            .where(IntegrationRow.id == integration.id, IntegrationRow.entity_id == integration.entity_id)
+            .where(*mine, same_backend)
             .values(**values, updated_at=now, credential_version=IntegrationRow.credential_version + 1)
             .returning(IntegrationRow)
         )
         with self._engine.begin() as conn:
             row = conn.execute(statement).one_or_none()
+            if row is None and conn.execute(select(IntegrationRow.id).where(*mine)).first() is not None:
+                raise SecretStoreUnavailable("the integration's secret was being moved to another backend: try again")
             if row is None:
                 raise NotFound("integration not found", code="integration_not_found")
             stored = to_integration(row)

@@ -34,8 +34,17 @@ class SqlSecretMigration:
         with self._engine.connect() as conn:
             return [to_integration(row) for row in conn.execute(statement.order_by(R.id).limit(limit))]
 
-    def last_destination(self, ids: Collection[UUID]) -> dict[UUID, str]:
-        """Where each integration's secret was last moved to (the `to` of its newest secret.migrated event)."""
+    def mark_unmarked(self, backend: str) -> int:
+        """Record `backend` (the configured SECRET_BACKEND, which unmarked rows mean) on every row with a secret
+        and no backend, so that changing SECRET_BACKEND afterwards re-points none of them; how many."""
+        statement = (
+            update(R).where(R.secret_ref.is_not(None), R.secret_backend.is_(None)).values(secret_backend=backend)
+        )
+        with self._engine.begin() as conn:
+            return int(conn.execute(statement).rowcount or 0)
+
+    def last_moves(self, ids: Collection[UUID]) -> dict[UUID, tuple[str, str]]:
+        """Each integration's last move, (from, to) of its newest secret.migrated event."""
         newest = (
             select(func.max(AuditEventRow.id))
             .where(AuditEventRow.action == MIGRATED, AuditEventRow.integration_id.in_(list(ids)))
@@ -43,10 +52,13 @@ class SqlSecretMigration:
         )
         statement = select(AuditEventRow.integration_id, AuditEventRow.detail).where(AuditEventRow.id.in_(newest))
         with self._engine.connect() as conn:
-            return {row.integration_id: str((row.detail or {}).get("to")) for row in conn.execute(statement)}
+            found = [(row.integration_id, row.detail or {}) for row in conn.execute(statement)]
+        return {integration_id: (str(d.get("from")), str(d.get("to"))) for integration_id, d in found}
 
-    def switch(self, integration: Integration, owner: str, version: int, event: AuditEvent, now: datetime) -> bool:
-        """Point the row at `version` of the target, clear a pending copy and the lease, bump the fencing counter
+    def switch(
+        self, integration: Integration, owner: str, backend: str, version: int, event: AuditEvent, now: datetime
+    ) -> bool:
+        """Point the row at `version` of `backend`, clear a pending copy and the lease, bump the fencing counter
         and write `event`, in one transaction: only if nothing changed since `integration` was claimed by
         `owner`."""
         statement = (
@@ -55,6 +67,7 @@ class SqlSecretMigration:
                 R.id == integration.id, R.credential_version == integration.credential_version, R.lease_owner == owner
             )
             .values(
+                secret_backend=backend,
                 secret_version=version,
                 pending_secret_ciphertext=None,
                 pending_secret_key_version=None,

@@ -13,8 +13,8 @@ def register(commands: Any) -> None:
         "rotate-key", help="re-encrypt every ciphertext under the current data key (or --check: count them)",
         description="Re-encrypt access tokens, pending rotated refresh tokens, PKCE verifiers of live flows and "
         "embedded-vault secret versions under the data key version that encrypts (the highest of DATA_KEYS, or "
-        "DATA_KEY_CURRENT, or DATA_KEY_SECRET's pinned version). Batched, resumable (run it again after an "
-        "interruption), idempotent, and safe while the service runs.",
+        "DATA_KEY_CURRENT, or DATA_KEY_SECRET's pinned version, or the DATA_KEY_TRANSIT key's latest version). "
+        "Batched, resumable (run it again after an interruption), idempotent, and safe while the service runs.",
     )  # fmt: skip
     rotate.add_argument("--check", action="store_true", help="only count ciphertexts per key version and kind")
     rotate.add_argument("--batch-size", type=bounded(1, 10_000), default=200, help="rows per transaction (200)")

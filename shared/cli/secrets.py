@@ -7,6 +7,8 @@ from typing import Any
 
 from shared.cli.common import add_actor, add_json
 
+BACKENDS = ("database", "gcp", "openbao", "aws")  # the SECRET_BACKEND names (shared.bootstrap_secrets.store_for)
+
 
 def register(commands: Any) -> None:
     sweep = commands.add_parser("sweep-secrets", help="revoke and delete master secrets that no integration points at")
@@ -17,12 +19,11 @@ def register(commands: Any) -> None:
     sweep.set_defaults(run=run_sweep)
     move = commands.add_parser(
         "migrate-secrets", help="move every master secret from SECRET_BACKEND to another backend",
-        description="Copy each integration's master secret from the backend SECRET_BACKEND names to --to, read it "
-        "back by version, switch the row (fenced), then delete the source copy. Resumable: run it again after an "
-        "interruption. Run it with the service stopped, then set SECRET_BACKEND to the target everywhere (README: "
-        "'Moving secrets between backends'). Backends: gcp and database (an OpenBao backend does not exist yet).",
+        description="Copy each integration's master secret from the backend its row names to --to, read it back by "
+        "version, switch the row (fenced), then delete the source copy, while the service runs. Resumable: run it "
+        "again after an interruption (README: 'Moving secrets between backends').",
     )  # fmt: skip
-    move.add_argument("--to", required=True, choices=["gcp", "database"], help="the target backend")
+    move.add_argument("--to", required=True, choices=list(BACKENDS), help="the target backend")
     move.add_argument("--dry-run", action="store_true", help="count what would move; change nothing")
     move.add_argument(
         "--pause", type=float, default=0.0, metavar="SECONDS", help="sleep between integrations (Secret Manager quota)"
@@ -60,23 +61,20 @@ def run_migrate(args: argparse.Namespace) -> int:
 
     app = operator_container()
     settings = app.settings
-    if settings.secret_backend == args.to:
-        return fail(f"SECRET_BACKEND is already {args.to!r}: name the backend the secrets should move to")
     try:
-        target = app.store_for(args.to)
+        app.store_for(args.to)
     except ConfigurationError as exc:
         return fail(f"--to {args.to}: {exc.message}")
     rows = SqlSecretMigration(app.engine)
     migration = SecretMigration(
-        rows=rows, leases=app.refresh_store, source=app.secret_store, target=target,
-        source_name=settings.secret_backend, target_name=args.to, keyring=app.keyring, clock=app.clock,
-        actor=actor(args),
+        rows=rows, leases=app.refresh_store, stores=app.secret_stores, target_name=args.to, keyring=app.keyring,
+        clock=app.clock, actor=actor(args),
     )  # fmt: skip
     verb = "checking" if args.dry_run else "moving"
-    with progress(f"{verb} master secrets {settings.secret_backend} -> {args.to}", rows.count()) as advance:
+    with progress(f"{verb} master secrets -> {args.to}", rows.count()) as advance:
         report = migration.run(dry_run=args.dry_run, advance=advance, pause=args.pause)
     if args.json:
-        print_json({"from": settings.secret_backend, "to": args.to, "dry_run": args.dry_run, **report.as_dict()})
+        print_json({"to": args.to, "dry_run": args.dry_run, **report.as_dict()})
     else:
         print(f"{'would move' if args.dry_run else 'moved'} {report.moved} secret(s) to {args.to}"
               + (f", {report.cleaned} switched earlier (source copy deleted)" if report.cleaned else ""))  # fmt: skip
@@ -86,7 +84,7 @@ def run_migrate(args: argparse.Namespace) -> int:
             if ids:
                 print(f"{len(ids)} {label}:" + _names(ids))
     unfinished = report.busy or report.failed
-    if not args.dry_run and not unfinished and not args.json:
-        print(f"done: set SECRET_BACKEND={args.to}" + (" (and GCP_PROJECT)" if args.to == "gcp" else "")
-              + " on every function and the migration job before serving again")  # fmt: skip
+    if not args.dry_run and not unfinished and not args.json and settings.secret_backend != args.to:
+        print(f"done: every secret is in {args.to}; set SECRET_BACKEND={args.to} for new ones, then run this "
+              "again to move those connected meanwhile")  # fmt: skip
     return 1 if unfinished else 0

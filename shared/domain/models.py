@@ -50,6 +50,7 @@ class Integration:
     granted_scopes: list[str] = field(default_factory=list)
     secret_ref: str | None = None
     secret_version: int | None = None
+    secret_backend: str | None = None  # where the master secret lives (a SECRET_BACKEND name); None: the configured
     token_expires_at: datetime | None = None
     access_token_ciphertext: bytes | None = None
     access_token_key_version: int | None = None

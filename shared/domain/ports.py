@@ -69,6 +69,20 @@ class SecretStore(Protocol):
         ...
 
 
+class SecretStores(Protocol):
+    """The master-secret stores by SECRET_BACKEND name. A row's secret lives in `of(row.secret_backend)` (None:
+    the configured backend); new secrets go to `default`, named `default_name`. A backend this instance has no
+    settings for is SecretStoreUnavailable (503) on use."""
+
+    @property
+    def default_name(self) -> str: ...
+
+    @property
+    def default(self) -> SecretStore: ...
+
+    def of(self, backend: str | None) -> SecretStore: ...
+
+
 class HousekeepingStore(Protocol):
     """The refresh job's housekeeping in the database (SqlHousekeepingStore)."""
 

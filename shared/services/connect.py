@@ -20,7 +20,7 @@ from shared.domain.ports import (
     IntegrationRepository,
     OAuthStateRepository,
     ProviderDirectory,
-    SecretStore,
+    SecretStores,
     TokenEndpoint,
 )
 from shared.domain.urls import match_return_url
@@ -80,7 +80,7 @@ class ConnectFlow:
     catalog: Catalog
     states: OAuthStateRepository
     integrations: IntegrationRepository
-    secrets: SecretStore
+    secrets: SecretStores
     keyring: Keyring
     clock: Clock
     token_endpoint: TokenEndpoint
@@ -210,7 +210,7 @@ class ConnectFlow:
         account = read_account(provider, tokens, client.client_id, self.directory, self.token_endpoint)
         integration = store_connection(
             record=record, provider=provider, tokens=tokens, account=account, credential_type=CredentialType.OAUTH2,
-            integrations=self.integrations, secrets=self.secrets, keyring=self.keyring, clock=self.clock,
+            integrations=self.integrations, stores=self.secrets, keyring=self.keyring, clock=self.clock,
             secret_prefix=self.settings.secret_prefix,
         )  # fmt: skip
         refreshable = "true" if integration.secret_ref else "false"

@@ -19,7 +19,7 @@ from shared.domain.models import (
     Status,
     secret_id_for,
 )
-from shared.domain.ports import Clock, IntegrationRepository, Record, SecretStore
+from shared.domain.ports import Clock, IntegrationRepository, Record, SecretStore, SecretStores
 from shared.domain.refresh import refresh_token_lifetimes
 from shared.errors import Conflict, NotFound
 
@@ -77,7 +77,7 @@ def store_connection(
     account: Account,
     credential_type: CredentialType,
     integrations: IntegrationRepository,
-    secrets: SecretStore,
+    stores: SecretStores,
     keyring: Keyring,
     clock: Clock,
     secret_prefix: str,
@@ -100,6 +100,10 @@ def store_connection(
     )  # fmt: skip
     secret_ref = secret_id_for(secret_prefix, integration.id)
     previous = integration.secret_version if integration.secret_ref == secret_ref else None  # before it changes
+    # A reconnect keeps the secret in the backend that holds it (its earlier versions are destroyed there); a new
+    # integration's secret goes to the configured backend.
+    backend = integration.secret_backend if previous is not None else stores.default_name
+    secrets = stores.of(backend)
     new_version = None
     if tokens.refresh_token:
         labels = {"entity": record.entity_id, "provider": provider.id}
@@ -122,6 +126,7 @@ def store_connection(
     integration.provider_metadata = kept_metadata(provider, tokens)
     if new_version is not None:
         integration.secret_ref, integration.secret_version = secret_ref, new_version
+        integration.secret_backend = backend  # None stays None (the configured backend): the write is fenced on it
     integration.token_expires_at = tokens.expires_at
     integration.access_token_ciphertext, integration.access_token_key_version = sealed, key_version
     integration.last_refreshed_at = now

@@ -133,7 +133,7 @@ def _check_static(service: IntegrationService, integration: Integration) -> Chec
     if integration.secret_ref is None or integration.secret_version is None:
         return Check("stored_credentials", "missing", False, "no credentials are stored", Status.ERROR)
     try:
-        credentials = read_credentials(service.secrets, integration)
+        credentials = read_credentials(service.secrets.of(integration.secret_backend), integration)
     except SecretNotFound:
         return Check("stored_credentials", "missing", False, "the stored credentials are gone", Status.ERROR)
     provider = service.catalog.get(integration.provider) if integration.provider in service.catalog else None

@@ -63,7 +63,7 @@ def remove_integration(
     for secret_ref in {fenced.secret_ref, secret_id_for(service.settings.secret_prefix, fenced.id)} - {None}:
         assert secret_ref is not None
         try:
-            service.secrets.delete(secret_ref)
+            service.secrets.of(fenced.secret_backend).delete(secret_ref)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the row stays revoked for a retried DELETE
             log.warning("could not delete secret %s: %s", secret_ref, type(exc).__name__)
             raise SecretStoreUnavailable(
@@ -99,7 +99,8 @@ def _tokens(service: IntegrationService, integration: Integration) -> tuple[Toke
             log.warning("could not open the pending refresh token of %s to revoke it", integration.id)
     if refresh is None and integration.secret_ref is not None and integration.secret_version is not None:
         try:
-            payload = json.loads(service.secrets.read(integration.secret_ref, integration.secret_version))
+            store = service.secrets.of(integration.secret_backend)
+            payload = json.loads(store.read(integration.secret_ref, integration.secret_version))
             refresh = payload.get("refresh_token") if isinstance(payload, dict) else None
         except SecretStoreUnavailable:
             store_down = True

@@ -26,6 +26,7 @@ from shared.domain.ports import (
     IntegrationRepository,
     ProviderDirectory,
     SecretStore,
+    SecretStores,
     TokenEndpoint,
     TokenRevoker,
 )
@@ -93,7 +94,7 @@ class IntegrationService:
     catalog: Catalog
     integrations: IntegrationRepository
     admin: IntegrationAdmin
-    secrets: SecretStore
+    secrets: SecretStores  # each row's store by its backend; new secrets go to the configured one
     keyring: Keyring
     clock: Clock
     token_endpoint: TokenEndpoint
@@ -130,19 +131,20 @@ class IntegrationService:
         integration_id = uuid4()
         secret_ref = secret_id_for(self.settings.secret_prefix, integration_id)
         labels = {"entity": entity_id, "provider": provider.id}
-        version = self.secrets.add_version(secret_ref, master_payload(request.credentials), labels)
+        secrets = self.secrets.default
+        version = secrets.add_version(secret_ref, master_payload(request.credentials), labels)
         integration = Integration(
             id=integration_id, entity_id=entity_id, provider=provider.id,
             credential_type=CredentialType(provider.auth_mode), status=Status.ACTIVE, created_at=now,
             updated_at=now, label=request.label, secret_ref=secret_ref, secret_version=version,
-            config=request.config,
+            secret_backend=self.secrets.default_name, config=request.config,
         )  # fmt: skip
         detail = {"credential_type": provider.auth_mode, "fields": sorted(request.credentials)}
         event = _event(entity_id, "integration.create", "success", integration, detail)
         try:
             self.integrations.add(integration, [event, EventSpec(CONNECTED, None, {"refreshable": False})])
         except BaseException:
-            _delete_quietly(self.secrets, secret_ref)
+            _delete_quietly(secrets, secret_ref)
             raise
         return integration
 

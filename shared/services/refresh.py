@@ -30,7 +30,7 @@ from shared.config import Settings
 from shared.domain.envelope import Keyring
 from shared.domain.events import refresh_transitions
 from shared.domain.models import Integration
-from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, TokenEndpoint
+from shared.domain.ports import Clock, ProviderDirectory, RefreshStore, SecretStore, SecretStores, TokenEndpoint
 from shared.domain.refresh import refresh_token_lifetimes, should_refresh
 from shared.errors import BrokerError, ProviderError, SecretNotFound
 from shared.logs import fields
@@ -77,7 +77,7 @@ class Refresher:
     settings: Settings
     catalog: Catalog
     store: RefreshStore
-    secrets: SecretStore
+    secrets: SecretStores  # each row's store by its backend
     keyring: Keyring
     clock: Clock
     token_endpoint: TokenEndpoint
@@ -167,7 +167,8 @@ class Refresher:
         assert integration.secret_ref is not None
         if integration.secret_version is None:
             raise SecretNotFound("the integration pins no secret version")
-        return str(json.loads(self.secrets.read(integration.secret_ref, integration.secret_version))["refresh_token"])
+        payload = self.secrets.of(integration.secret_backend).read(integration.secret_ref, integration.secret_version)
+        return str(json.loads(payload)["refresh_token"])
 
     def _store(
         self, integration: Integration, lease: Lease, tokens: oauth.TokenSet, used: str, reason: str
@@ -204,7 +205,7 @@ class Refresher:
             # row is gone, remove a secret a concurrent delete may have missed.
             if self.store.get(integration.id) is None and integration.secret_ref is not None:
                 try:
-                    self.secrets.delete(integration.secret_ref)
+                    self.secrets.of(integration.secret_backend).delete(integration.secret_ref)
                 except Exception as exc:  # noqa: BLE001 - an orphan secret is the sweeper's; the caller sees "fenced"
                     log.warning("could not delete the secret of deleted %s: %s", integration.id, type(exc).__name__)
             return RefreshResult("fenced", None, "newer_credentials")
@@ -235,7 +236,8 @@ class Refresher:
         labels = {"entity": integration.entity_id, "provider": integration.provider}
         payload = master_secret_payload(token, written_for=integration.credential_version)
         try:
-            version = self.secrets.add_version(integration.secret_ref, payload, labels)
+            secrets = self.secrets.of(integration.secret_backend)
+            version = secrets.add_version(integration.secret_ref, payload, labels)
         except Exception as exc:  # noqa: BLE001 - an outage or a quota: the token stays pending, nothing is lost
             log.warning("refresh of %s: secret store refused the write (%s); kept pending", integration.id,
                         type(exc).__name__)  # fmt: skip
@@ -245,20 +247,21 @@ class Refresher:
         if integration.secret_version is not None:
             # The old pin is dead from the moment a pending token exists (or a reconnect pinned a newer version):
             # destroy it before pinning, so that no crash can leave it enabled.
-            self._destroy_quietly(integration.secret_ref, integration.secret_version)
+            self._destroy_quietly(secrets, integration.secret_ref, integration.secret_version)
         event = refresh_event(integration, "secret.version_added", "success", {"version": version})
         pinned = self.store.pin(integration, lease.owner, version, [event], self.clock.now())
         if pinned is None:  # fenced out meanwhile: the version we added must not outlive us
-            self._destroy_quietly(integration.secret_ref, version)
+            self._destroy_quietly(secrets, integration.secret_ref, version)
             return self.store.get(integration.id) or integration
         self.step("after_pin")
         if integration.secret_version is not None:  # versions earlier attempts added and never pinned
-            destroy_between(self.secrets, integration.secret_ref, integration.secret_version + 1, version)
+            destroy_between(secrets, integration.secret_ref, integration.secret_version + 1, version)
         return pinned
 
-    def _destroy_quietly(self, secret_ref: str, version: int) -> None:
+    @staticmethod
+    def _destroy_quietly(secrets: SecretStore, secret_ref: str, version: int) -> None:
         try:
-            self.secrets.destroy_version(secret_ref, version)
+            secrets.destroy_version(secret_ref, version)
         except Exception as exc:  # noqa: BLE001 - nothing reads it again; it only costs until destroyed
             log.warning("could not destroy version %s of %s: %s", version, secret_ref, type(exc).__name__)
 

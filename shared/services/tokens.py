@@ -21,9 +21,9 @@ from uuid import UUID
 
 from shared.domain.envelope import Keyring
 from shared.domain.models import AuditEvent, CredentialType, Integration, Status
-from shared.domain.ports import Clock, RefreshStore, SecretStore, TokenReads
+from shared.domain.ports import Clock, RefreshStore, SecretStores, TokenReads
 from shared.domain.refresh import FORCE_REFRESH_QUIET, servable_until, should_refresh, token_usable
-from shared.errors import BrokerError, Conflict, DependencyUnavailable, NotFound
+from shared.errors import BrokerError, Conflict, DependencyUnavailable, NotFound, SecretNotFound
 from shared.services.credentials import ACCESS_TOKEN_PURPOSE
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class SlowPath:
     """What a fetch off the hot path needs: leases and fenced writes, the secret store, the refresh engine."""
 
     store: RefreshStore
-    secrets: SecretStore
+    secrets: SecretStores
     refresher: Refresher
 
 
@@ -73,7 +73,7 @@ class TokenService:
     clock: Clock
     slow_path: Callable[[], SlowPath]
     wait_for_winner: float = 5.0
-    _static: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _static: dict[tuple[str | None, str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
@@ -215,14 +215,30 @@ class TokenService:
             answer["provider_metadata"] = dict(integration.provider_metadata)
         return answer
 
+    def _read_static(self, integration: Integration) -> bytes:
+        """The pinned version, from the row's backend. `broker migrate-secrets` may move the secret between the
+        row read and this one (it switches the row, then removes the source copy): then read the row again."""
+        assert integration.secret_ref is not None
+        assert integration.secret_version is not None
+        slow = self._slow
+        try:
+            return slow.secrets.of(integration.secret_backend).read(integration.secret_ref, integration.secret_version)
+        except SecretNotFound:
+            now = slow.store.get(integration.id)
+            moved = now is not None and (now.secret_backend, now.secret_version) != (
+                integration.secret_backend, integration.secret_version)  # fmt: skip
+            if not moved or now is None or now.secret_ref is None or now.secret_version is None:
+                raise
+            return slow.secrets.of(now.secret_backend).read(now.secret_ref, now.secret_version)
+
     def _static_view(self, integration: Integration) -> dict[str, Any]:
         if integration.secret_ref is None or integration.secret_version is None:
             raise BrokerError("the integration holds no credentials", code="no_credentials")
-        key = (integration.secret_ref, integration.secret_version)
+        key = (integration.secret_backend, integration.secret_ref, integration.secret_version)
         with self._lock:  # versions are immutable, so a read by number can be kept for the instance's life
             credentials = self._static.get(key)
         if credentials is None:
-            credentials = json.loads(self._slow.secrets.read(*key))["credentials"]
+            credentials = json.loads(self._read_static(integration))["credentials"]
             with self._lock:
                 self._static[key] = credentials
         return {

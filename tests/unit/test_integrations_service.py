@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import pytest
 
+from shared.adapters.secret_stores import single
 from shared.config import load_settings
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
@@ -30,6 +31,11 @@ from tests.fakes.memory import (
 
 API_KEY = "sk-test-0123456789abcdefghij"
 OPENAI = NewStaticIntegration("openai", {"api_key": API_KEY, "organization": "org-abc"}, "Mine", {"team": "a"})
+
+
+def vault(service: Any) -> MemorySecretStore:
+    """The fake store behind the service's one backend."""
+    return cast(MemorySecretStore, service.secrets.default)
 
 
 class UserinfoEndpoint(ScriptedTokenEndpoint):
@@ -55,7 +61,8 @@ def service(monkeypatch) -> IntegrationService:
     endpoint = UserinfoEndpoint()
     return IntegrationService(
         settings=load_settings(port=8080, public_base_url=None), catalog=load_catalog(), integrations=rows,
-        admin=MemoryIntegrationAdmin(rows, clock), secrets=MemorySecretStore(), keyring=Keyring({1: new_data_key()}),
+        admin=MemoryIntegrationAdmin(rows, clock), secrets=single(MemorySecretStore()),
+        keyring=Keyring({1: new_data_key()}),
         clock=clock, token_endpoint=endpoint, revoker=RecordingRevoker(), directory=StaticDirectory(),
         audit=MemoryAudit(),
     )  # fmt: skip
@@ -76,7 +83,7 @@ def oauth_row(service: IntegrationService, entity: str = "entity-1", *, refresh:
     )
     if refresh is not None:
         integration.secret_ref = secret_id_for("broker-int", integration.id)
-        integration.secret_version = service.secrets.add_version(
+        integration.secret_version = vault(service).add_version(
             integration.secret_ref, master_secret_payload(refresh), {}
         )
     integration.access_token_ciphertext, integration.access_token_key_version = service.keyring.seal(
@@ -90,7 +97,7 @@ def test_static_credentials_go_to_the_secret_store_and_never_into_the_row(servic
     created = service.create("entity-1", OPENAI)
     assert (created.status, created.credential_type, created.label) == (Status.ACTIVE, CredentialType.API_KEY, "Mine")
     assert created.secret_ref == secret_id_for("broker-int", created.id)
-    stored = json.loads(service.secrets.read(created.secret_ref, created.secret_version))
+    stored = json.loads(vault(service).read(created.secret_ref, created.secret_version))
     assert stored == {"credentials": {"api_key": API_KEY, "organization": "org-abc"}}
     row = service.integrations.rows[created.id]
     assert API_KEY not in repr(row.__dict__)
@@ -118,7 +125,7 @@ def test_credentials_that_break_the_schema_are_refused_without_echoing_them(serv
     for value in credentials.values():
         assert str(value) not in caught.value.message
     assert service.integrations.rows == {}
-    assert service.secrets.versions == {}
+    assert vault(service).versions == {}
 
 
 def test_an_oauth_provider_is_pointed_at_the_connect_flow(service):
@@ -132,7 +139,7 @@ def test_a_failed_row_write_removes_the_new_secret(service):
     service.integrations.fail_next_write = True
     with pytest.raises(DependencyUnavailable):
         service.create("entity-1", OPENAI)
-    assert service.secrets.versions == {}
+    assert vault(service).versions == {}
 
 
 def test_listing_pages_through_in_creation_order_with_filters(service):
@@ -187,7 +194,7 @@ def test_another_entity_sees_nothing_and_changes_nothing(service):
         assert (caught.value.code, caught.value.http_status) == ("integration_not_found", 404)
     assert service.integrations.rows == before
     assert service.list("entity-2", ListQuery()).items == []
-    assert service.secrets.enabled_versions(created.secret_ref) == [1]
+    assert vault(service).enabled_versions(created.secret_ref) == [1]
 
 
 def test_patch_changes_label_config_and_switches_status_between_active_and_inactive(service):
@@ -235,7 +242,7 @@ def test_delete_revokes_the_refresh_token_destroys_the_secret_and_removes_the_ro
     assert request.url == "http://127.0.0.1:8080/demo/oauth/revoke"
     assert request.form == {"token": "rt-1", "token_type_hint": "refresh_token"}
     assert request.basic_auth == ("demo-client", "demo-local-client-secret")
-    assert service.secrets.enabled_versions(integration.secret_ref) == []
+    assert vault(service).enabled_versions(str(integration.secret_ref)) == []
     assert integration.id not in service.integrations.rows
     actions = [(e.action, e.outcome) for e in service.audit.events + service.integrations.events]
     assert set(actions) == {("integration.revoke", "success"), ("integration.delete", "success")}
@@ -248,7 +255,7 @@ def test_delete_revokes_the_rotated_token_kept_in_the_row_when_there_is_one(serv
     row.pending_secret_ciphertext, row.pending_secret_key_version = service.keyring.seal(
         b"rt-2", purpose=PENDING_SECRET_PURPOSE, record=str(integration.id)
     )
-    service.secrets.fail_next_read = True  # not even needed: the store is not asked
+    vault(service).fail_next_read = True  # not even needed: the store is not asked
     removal = service.remove("entity-1", integration.id)
     assert (removal.revocation.outcome, removal.revocation.reason) == ("revoked", "refresh_token")
     (request,) = service.revoker.requests
@@ -277,7 +284,7 @@ def test_static_credentials_are_deleted_without_a_revocation_call(service):
     removal = service.remove("entity-1", created.id)
     assert removal.revocation.outcome == "not_applicable"
     assert service.revoker.requests == []
-    assert service.secrets.versions == {}
+    assert vault(service).versions == {}
 
 
 def test_when_the_secret_cannot_be_deleted_the_row_stays_revoked_for_a_retry(service):
@@ -286,7 +293,7 @@ def test_when_the_secret_cannot_be_deleted_the_row_stays_revoked_for_a_retry(ser
     def refuse(secret_id: str) -> None:
         raise RuntimeError("secret manager down")
 
-    service.secrets.delete = refuse
+    vault(service).delete = refuse  # type: ignore[method-assign]
     with pytest.raises(DependencyUnavailable):
         service.remove("entity-1", integration.id)
     row = service.integrations.rows[integration.id]
@@ -347,7 +354,7 @@ def test_static_credentials_are_checked_honestly_as_not_verifiable(service):
         "not_verifiable",
         False,
     )
-    service.secrets.destroy_version(created.secret_ref, created.secret_version)
+    vault(service).destroy_version(created.secret_ref, created.secret_version)
     gone = service.check("entity-1", created.id)
     assert (gone.check.result, gone.integration.status) == ("missing", Status.ERROR)
 
