@@ -78,6 +78,7 @@ class Recording(BaseAdapter):
         self.requests.append(request)
         response = requests.Response()
         response.request, response.url = request, str(request.url)
+        body: dict[str, Any]
         if str(request.url).endswith("/v1/auth/gcp/login"):
             response.status_code = 200
             body = {"auth": {"client_token": "token-from-gcp-login", "lease_duration": 600}}

@@ -49,7 +49,12 @@ def test_data_keys_come_wrapped_from_transit_and_its_rotation_feeds_rotate_key(
 ):
     unwraps: list[int] = []
     real_unwrap = TransitKeys._unwrap
-    monkeypatch.setattr(TransitKeys, "_unwrap", lambda self, w: unwraps.append(1) or real_unwrap(self, w))
+
+    def counted(self: TransitKeys, wrapped: str) -> bytes:
+        unwraps.append(1)
+        return real_unwrap(self, wrapped)
+
+    monkeypatch.setattr(TransitKeys, "_unwrap", counted)
     with in_process_broker(transit_env, monkeypatch) as first:
         assert first.keyring.current == 1
         ((version, wrapped),) = _wrapped(first)
