@@ -72,11 +72,12 @@ class SecretComponents:
         """Each row's store by the row's backend (SECRET_BACKEND for new secrets and unmarked rows)."""
         from shared.adapters.secret_stores import StoresByBackend
 
-        return StoresByBackend(self.settings.secret_backend, self.store_for)
+        default = self.settings.secret_backend
+        return StoresByBackend(default, lambda name: self.secret_store if name == default else self.store_for(name))
 
     @cached_property
     def secret_store(self) -> SecretStore:
-        return self.secret_stores.default
+        return self.store_for(self.settings.secret_backend)
 
     def store_for(self, backend: str) -> SecretStore:
         """The master-secret store of `backend` under these settings; ConfigurationError when they lack what it

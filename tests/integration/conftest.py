@@ -1,5 +1,5 @@
 """Fixtures for the refresh engine's tests: oidc-provider (strict rotation), a broker on PostgreSQL and the local
-Secret Manager API server."""
+Secret Manager API server (or a real OpenBao server, where a module sets `backend`)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,20 @@ def provider() -> Iterator[OidcProvider]:
 
 
 @pytest.fixture
-def env(pg_url, secret_manager, provider, tmp_path) -> dict[str, str]:
+def backend() -> str:
+    """The master-secret backend of `env` (a module parametrises it to run its tests on OpenBao too)."""
+    return "gcp"
+
+
+@pytest.fixture
+def env(pg_url, secret_manager, provider, tmp_path, backend, request) -> dict[str, str]:
     provider.reset()
     secret_manager.clear_failures()
-    return broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer))
+    environment = broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer))
+    if backend == "openbao":
+        bao = request.getfixturevalue("openbao")
+        environment |= {"SECRET_BACKEND": "openbao", "OPENBAO_ADDR": bao.addr, "OPENBAO_TOKEN": bao.root_token}
+    return environment
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from shared.domain.clock import FixedClock
 from shared.services.refresh_job import run_refresh_job
-from tests.support.broker_env import broker_env, connect, in_process_broker, provider_file
+from tests.support.broker_env import connect, in_process_broker
 from tests.support.engine import current, lapse_lease, pinned_refresh_token, reconnect, refresh_grants
 
 
@@ -52,12 +52,10 @@ def test_a_secret_store_refusing_writes_for_minutes_loses_no_grant(env, provider
     assert refresh_grants(provider)["success"] >= 4  # the job refreshed too: these tokens live 10 min
 
 
-@pytest.mark.parametrize("backend", ["gcp", "database"])
-def test_a_reconnect_during_a_refresh_keeps_the_new_grant(pg_url, secret_manager, provider, tmp_path, monkeypatch,
-                                                          backend):  # fmt: skip
-    provider.reset()
-    secret_manager.clear_failures()
-    env = broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer), SECRET_BACKEND=backend)
+@pytest.mark.parametrize("backend", ["gcp", "database", "openbao"])
+def test_a_reconnect_during_a_refresh_keeps_the_new_grant(env, provider, monkeypatch, backend):
+    if backend == "database":
+        env = {**env, "SECRET_BACKEND": "database"}
     with in_process_broker(env, monkeypatch) as app:
         integration_id = UUID(connect(app, provider))
         pins = []

@@ -1,5 +1,6 @@
 """The refresh engine against oidc-provider (which rotates refresh tokens and revokes a grant whose used token
-comes back), real PostgreSQL and the real Secret Manager client: a lost rotated token would be visible."""
+comes back), real PostgreSQL and the real Secret Manager client against the local API server, or a real OpenBao
+server (every test runs on both backends): a lost rotated token would be visible."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ from tests.support.broker_env import connect, in_process_broker
 from tests.support.engine import expire, refresh_grants
 
 
-def test_a_rotating_refresh_writes_one_version_and_destroys_the_old(app, provider, secret_manager):
+@pytest.fixture(params=["gcp", "openbao"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_a_rotating_refresh_writes_one_version_and_destroys_the_old(app, provider, secret_manager, backend):
     integration_id = UUID(connect(app, provider))
     before = app.refresh_store.get(integration_id)
     writes = secret_manager.calls["AddSecretVersion"]
@@ -33,19 +39,21 @@ def test_a_rotating_refresh_writes_one_version_and_destroys_the_old(app, provide
     assert after.secret_version == before.secret_version + 1
     assert after.credential_version == before.credential_version + 1
     assert app.secret_store.enabled_versions(after.secret_ref) == [after.secret_version]
-    assert secret_manager.calls["AddSecretVersion"] - writes == 1
+    if backend == "gcp":  # counted by the local API server (versions are numbered 1, 2, … on both)
+        assert secret_manager.calls["AddSecretVersion"] - writes == 1
     assert app.refresher.refresh(integration_id, force=True).outcome == "refreshed", "the rotated token was kept"
     assert refresh_grants(provider)["success"] == 2
 
 
-def test_fetch_refreshes_an_expired_token_and_serves_a_valid_one_from_memory(app, provider, secret_manager):
+def test_fetch_refreshes_an_expired_token_and_serves_a_valid_one_from_memory(app, provider, secret_manager, backend):
     integration_id = connect(app, provider)
     first = app.token_service.fetch(UUID(integration_id), "test")
     reads = secret_manager.calls["AccessSecretVersion"]
     used = app.refresh_store.get(UUID(integration_id)).last_used_at
     again = app.token_service.fetch(UUID(integration_id), "test")
     assert again["access_token"] == first["access_token"]
-    assert secret_manager.calls["AccessSecretVersion"] == reads, "the hot path does not call Secret Manager"
+    if backend == "gcp":
+        assert secret_manager.calls["AccessSecretVersion"] == reads, "the hot path does not call Secret Manager"
     assert used is not None
     assert app.refresh_store.get(UUID(integration_id)).last_used_at == used, "written at most once a minute"
     expire(app, integration_id)
@@ -87,8 +95,11 @@ def test_a_worker_killed_between_the_provider_and_the_secret_write_is_detected_n
     assert caught.value.code == "reauth_required"
 
 
-def test_a_failing_secret_write_is_retried_so_the_rotated_token_survives(app, provider, secret_manager):
+def test_a_failing_secret_write_is_retried_so_the_rotated_token_survives(app, provider, secret_manager, backend):
     import grpc
+
+    if backend != "gcp":
+        pytest.skip("a one-off failure is injected by the local Secret Manager; OpenBao outages: test_openbao_store")
 
     integration_id = UUID(connect(app, provider))
     secret_manager.fail_next("AddSecretVersion", grpc.StatusCode.INTERNAL)
