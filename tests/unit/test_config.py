@@ -94,6 +94,31 @@ def test_a_complete_production_configuration_loads(monkeypatch):
         ({"GOOGLE_CLIENT_ID": "<your client id>"}, "GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET: a placeholder"),
         ({"DATABASE_URL": "sqlite:///x.db", "INSTANCE_CONNECTION_NAME": "p:r:i"}, "set one, not both"),
         ({"PROVIDER_TIMEOUT": "30", "REFRESH_LEASE": "35"}, "REFRESH_LEASE: must exceed PROVIDER_TIMEOUT by at least"),
+        ({"SECRET_BACKEND": "vault"}, "SECRET_BACKEND: Input should be 'database', 'gcp', 'openbao' or 'aws'"),
+        ({"SECRET_BACKEND": "openbao"}, "OPENBAO_ADDR: required with SECRET_BACKEND=openbao or DATA_KEY_TRANSIT"),
+        ({"SECRET_BACKEND": "openbao", "OPENBAO_ADDR": "http://127.0.0.1:8200"}, "OPENBAO_TOKEN: required (or"),
+        (
+            {"SECRET_BACKEND": "openbao", "OPENBAO_ADDR": "http://127.0.0.1:8200", "OPENBAO_ROLE_ID": "r"},
+            "OPENBAO_ROLE_ID and OPENBAO_SECRET_ID: both are required for AppRole",
+        ),
+        (
+            {"DATA_KEY_TRANSIT": "transit/broker", "OPENBAO_ADDR": "http://127.0.0.1:8200", "OPENBAO_AUTH": "gcp"},
+            "OPENBAO_ROLE: required with OPENBAO_AUTH=gcp",
+        ),
+        ({"OPENBAO_ADDR": "ftp://bao"}, "OPENBAO_ADDR:"),
+        ({"OPENBAO_AUTH": "kerberos"}, "OPENBAO_AUTH: Input should be 'token', 'approle' or 'gcp'"),
+        ({"DATA_KEY_TRANSIT": "broker"}, "DATA_KEY_TRANSIT: String should match pattern"),
+        (
+            {
+                "DATA_KEY_TRANSIT": "transit/broker",
+                "DATA_KEYS": "1:" + base64.b64encode(b"k" * 32).decode(),
+                "OPENBAO_ADDR": "http://127.0.0.1:8200",
+                "OPENBAO_TOKEN": "t",
+            },
+            "DATA_KEY_TRANSIT: set one source for the data key",
+        ),
+        ({"SECRET_BACKEND": "aws"}, "AWS_REGION: required when SECRET_BACKEND=aws"),
+        ({"SECRET_BACKEND": "aws", "AWS_REGION": "Europe"}, "AWS_REGION: String should match pattern"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(monkeypatch, env, message):
@@ -116,6 +141,10 @@ def test_bad_values_fail_fast_naming_the_variable(monkeypatch, env, message):
         ),
         ({"TOKEN_INVOKERS": "backend@p.iam.gserviceaccount.com"}, "TOKEN_AUDIENCE: required with TOKEN_INVOKERS"),
         ({"REFRESH_AUDIENCE": ""}, "SCHEDULER_SERVICE_ACCOUNT and REFRESH_AUDIENCE"),
+        (
+            {"SECRET_BACKEND": "openbao", "OPENBAO_ADDR": "http://127.0.0.1:8200", "OPENBAO_TOKEN": "t" * 30},
+            "OPENBAO_ADDR: production reaches OpenBao over https only",
+        ),
     ],
 )
 def test_production_contradictions_are_refused(monkeypatch, override, message):
