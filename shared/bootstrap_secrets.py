@@ -44,7 +44,7 @@ class SecretComponents:
         """One logged-in OpenBao client per instance (KV store and Transit share it); ConfigurationError when the
         settings cannot reach OpenBao."""
         from shared.adapters.openbao_client import OpenBaoAuth, OpenBaoClient, iam_signer
-        from shared.config_rules import openbao_problems
+        from shared.config_rules import openbao_auth_method, openbao_problems
         from shared.errors import ConfigurationError
 
         settings = self.settings
@@ -53,7 +53,7 @@ class SecretComponents:
             raise ConfigurationError("; ".join(problems))
         assert settings.openbao_addr is not None
         token, secret_id = settings.openbao_token, settings.openbao_secret_id
-        method = settings.openbao_auth_method
+        method = openbao_auth_method(settings)
         auth = OpenBaoAuth(
             method, token=token.get_secret_value() if token else None, role_id=settings.openbao_role_id,
             secret_id=secret_id.get_secret_value() if secret_id else None, role=settings.openbao_role,

@@ -162,24 +162,7 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value.rstrip("/")
 
-    @field_validator("openbao_addr", "aws_endpoint_url")
-    @classmethod
-    def _service_urls(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        problem = check_url(value)
-        if problem:
-            raise ValueError(problem)
-        return value.rstrip("/")
-
-    @property
-    def openbao_auth_method(self) -> str:
-        """OPENBAO_AUTH, or what the credentials given imply: AppRole with a role id, else a token."""
-        if self.openbao_auth:
-            return self.openbao_auth
-        return "approle" if self.openbao_role_id else "token"
-
-    @field_validator("auth_issuer", "auth_jwks_url")
+    @field_validator("auth_issuer", "auth_jwks_url", "openbao_addr", "aws_endpoint_url")
     @classmethod
     def _auth_urls(cls, value: str | None) -> str | None:
         if not value:  # unset, or set empty (terraform passes "" for "use the default")

@@ -52,12 +52,19 @@ def coherence_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def openbao_auth_method(settings: Settings) -> str:
+    """OPENBAO_AUTH, or what the credentials given imply: AppRole with a role id, else a token."""
+    if settings.openbao_auth:
+        return settings.openbao_auth
+    return "approle" if settings.openbao_role_id else "token"
+
+
 def openbao_problems(settings: Settings) -> list[str]:
     """What reaching OpenBao needs (SECRET_BACKEND=openbao, DATA_KEY_TRANSIT, or a migrate-secrets target)."""
     what = "SECRET_BACKEND=openbao or DATA_KEY_TRANSIT"
     if not settings.openbao_addr:
         return [f"OPENBAO_ADDR: required with {what}"]
-    method = settings.openbao_auth_method
+    method = openbao_auth_method(settings)
     if method == "token" and not settings.openbao_token:
         return ["OPENBAO_TOKEN: required (or OPENBAO_ROLE_ID + OPENBAO_SECRET_ID, or OPENBAO_AUTH=gcp + OPENBAO_ROLE)"]
     if method == "approle" and not (settings.openbao_role_id and settings.openbao_secret_id):
