@@ -9,6 +9,8 @@ How the port's version numbers map onto Secrets Manager, which has version ids a
   "deprecated", unreadable through the broker, and removed by AWS itself (it keeps at most 100 versions of a
   secret; `delete` removes the whole secret at once, without a recovery window).
 - No version gets AWSCURRENT: the broker never reads "the latest", only numbers.
+- Deleting is immediate (no recovery window), but AWS finishes it asynchronously: re-creating the same name in the
+  next seconds can be refused, which surfaces as SecretStoreUnavailable (retried by the caller, like any outage).
 - Labels are the secret's tags (`provider`, `entity`), set when it is created.
 - Errors: ResourceNotFoundException is "absent"; every other botocore failure is SecretStoreUnavailable.
 """
