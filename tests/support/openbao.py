@@ -72,6 +72,19 @@ class OpenBao:
         secret_id = self.api("POST", f"auth/approle/role/{role}/secret-id")["data"]["secret_id"]
         return role_id, secret_id
 
+    def wait_for_kv(self) -> None:
+        """A fresh KV v2 mount answers 400 ("upgrading ... resume service shortly") for a moment: wait it out."""
+        deadline = time.monotonic() + 60
+        while True:
+            answer = requests.get(
+                f"{self.addr}/v1/secret/metadata/readiness-probe", headers={"X-Vault-Token": self.root_token}, timeout=5
+            )
+            if answer.status_code == 404:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the KV mount did not become ready: {answer.status_code} {answer.text[:200]}")
+            time.sleep(0.1)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -113,6 +126,7 @@ def running_dev_server() -> Iterator[OpenBao]:
     bao = OpenBao(f"http://127.0.0.1:{port}", "root-" + secrets.token_hex(12))
     _start(["-dev", f"-dev-listen-address=127.0.0.1:{port}", f"-dev-root-token-id={bao.root_token}"], bao)
     try:
+        bao.wait_for_kv()
         bao.enable_transit()
         yield bao
     finally:
@@ -152,6 +166,7 @@ class FileServer(OpenBao):
             self.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
         else:
             self.unseal()
+        self.wait_for_kv()
 
     def unseal(self) -> None:
         requests.put(f"{self.addr}/v1/sys/unseal", json={"key": self.unseal_key}, timeout=30).raise_for_status()
