@@ -49,7 +49,8 @@ def pinned_refresh_token(app: Container, integration_id: UUID) -> str:
     row = current(app, integration_id)
     assert row.secret_ref is not None
     assert row.secret_version is not None
-    return str(json.loads(app.secret_store.read(row.secret_ref, row.secret_version))["refresh_token"])
+    store = app.secret_stores.of(row.secret_backend)  # the backend the row records
+    return str(json.loads(store.read(row.secret_ref, row.secret_version))["refresh_token"])
 
 
 def reconnect(app: Container, provider: OidcProvider, integration_id: UUID, entity: str = "entity-1") -> None:
