@@ -72,7 +72,7 @@ class WritesThenMoves:
             def __getattr__(self, name: str) -> Any:
                 return getattr(store, name)
 
-        return Store()  # type: ignore[return-value]
+        return Store()
 
 
 def test_a_reconnect_whose_row_moves_under_it_is_refused_and_the_grant_kept(app, provider):
