@@ -66,7 +66,9 @@ def detail(integration: Integration) -> dict[str, Any]:
     return {
         **summary(i),
         "credential_version": i.credential_version,
-        "secret": {"ref": i.secret_ref, "version": i.secret_version} if i.secret_ref else None,
+        "secret": {"ref": i.secret_ref, "version": i.secret_version, "backend": i.secret_backend}
+        if i.secret_ref
+        else None,
         "access_token_key_version": i.access_token_key_version,
         "pending_refresh_token": i.pending_secret_ciphertext is not None,
         "consecutive_failures": i.consecutive_failures,

@@ -63,6 +63,7 @@ def test_show_gives_the_engine_state_and_is_audited_with_the_operator(app, provi
     assert view["id"] == integration_id
     assert view["credential_version"] == current(app, integration_id).credential_version
     assert view["secret"]["version"] == 1
+    assert view["secret"]["backend"] == "database", "the backend that holds it, recorded by the connect"
     assert view["pending_refresh_token"] is False
     assert token not in shown.out
     events = broker("audit", "--json", "--integration", integration_id, "--action", "integration.read").json()
