@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.bootstrap_callers import CallerComponents
 from shared.bootstrap_events import EventComponents
+from shared.bootstrap_fanout import FanoutComponents
 from shared.bootstrap_secrets import SecretComponents
 from shared.config import Settings, get_settings
 from shared.domain.clock import SystemClock
@@ -68,7 +69,7 @@ class Deferred:
         return getattr(self._target, name)
 
 
-class Container(EventComponents, SecretComponents, CallerComponents):
+class Container(EventComponents, SecretComponents, CallerComponents, FanoutComponents):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
         components = {name for klass in type(self).__mro__ for name in vars(klass) if not name.startswith("_")}

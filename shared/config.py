@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     refresh_deadline: int = Field(240, ge=10, le=3600)
     refresh_lease: int = Field(60, ge=5, le=600)
     local_refresh_interval: int = Field(60, ge=0, le=3600)
+    tasks_location: str | None = Field(None, pattern=r"^[a-z]+-[a-z]+[0-9]+$")
+    tasks_queue_prefix: str = Field("broker-refresh", pattern=r"^[a-z][a-z0-9-]{0,59}$")
+    tasks_endpoint: str | None = None
+    refresh_shard_url: str | None = Field(None, pattern=r"^https?://")
+    refresh_shard_size: int = Field(100, ge=1, le=1000)
+    refresh_max_shards: int = Field(600, ge=1, le=10000)
     audit_retention_days: int = Field(400, ge=0, le=36500)
     oauth_state_retention: int = Field(86400, ge=0, le=30 * 86400)
     retention_batch_size: int = Field(1000, ge=1, le=10000)

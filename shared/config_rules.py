@@ -45,6 +45,8 @@ def coherence_problems(settings: Settings) -> list[str]:
         problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
     if settings.webhook_urls and not settings.webhook_secrets:
         problems.append("WEBHOOK_SECRETS: required with WEBHOOK_URLS (every delivery is signed)")
+    if settings.tasks_location and not (settings.gcp_project and settings.refresh_shard_url):
+        problems.append("TASKS_LOCATION: the refresh fan-out needs GCP_PROJECT and REFRESH_SHARD_URL as well")
     if settings.auth_mode == "oidc" and not (settings.auth_issuer and settings.auth_audience):
         problems.append("AUTH_ISSUER and AUTH_AUDIENCE: both are required when AUTH_MODE=oidc")
     if settings.environment == "production":
@@ -99,6 +101,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("PUBLIC_BASE_URL: production needs the broker's public https origin")
     if settings.secret_manager_endpoint:
         problems.append("SECRET_MANAGER_ENDPOINT: an emulator endpoint is refused in production")
+    if settings.tasks_endpoint:
+        problems.append("TASKS_ENDPOINT: an emulator endpoint is refused in production")
     plain = [n for n, url in enumerate(settings.webhook_urls, start=1) if not url.startswith("https://")]
     if plain:
         problems.append(f"WEBHOOK_URLS: production delivers over https only (endpoint {plain[0]} is http)")

@@ -120,6 +120,24 @@ class SecretStoreUnavailable(DependencyUnavailable):
     code = "secret_store_unavailable"
 
 
+class TaskQueueUnavailable(DependencyUnavailable):
+    """The task queue service (Cloud Tasks) failed or cannot be reached: the dispatch is tried again."""
+
+    code = "task_queue_unavailable"
+
+
+class QueueNotFound(TaskQueueUnavailable):
+    """A provider's refresh queue does not exist (terraform creates one per configured provider)."""
+
+    code = "queue_not_found"
+
+
+class FanoutNotConfigured(Conflict):
+    """The refresh fan-out was asked for, but TASKS_LOCATION (the queues' region) is not set."""
+
+    code = "fanout_not_configured"
+
+
 class ProviderError(BrokerError):
     """The provider refused or failed a request. `transient` says whether trying again later can help."""
 

@@ -173,6 +173,13 @@ class IntegrationRow(Rows):
             postgresql_where=text("status = 'active' AND refresh_token_expires_at IS NOT NULL"),
             sqlite_where=text("status = 'active' AND refresh_token_expires_at IS NOT NULL"),
         ),
+        Index(  # a fan-out shard claims one provider's due rows (migration 0005)
+            "ix_entity_integrations_provider_expiring",
+            "provider",
+            "token_expires_at",
+            postgresql_where=text("status = 'active' AND token_expires_at IS NOT NULL"),
+            sqlite_where=text("status = 'active' AND token_expires_at IS NOT NULL"),
+        ),
         Index(  # the refresh job finds rotated tokens still waiting for the secret store
             "ix_entity_integrations_pending",
             "updated_at",

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, and_, case, insert, or_, select, update
+from sqlalchemy import Engine, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.adapters.db_clock import db_now
@@ -31,6 +31,19 @@ PINNED = dict.fromkeys(("pending_secret_ciphertext", "pending_secret_key_version
 
 def _lease_free() -> Any:
     return or_(R.lease_until.is_(None), R.lease_until <= db_now())
+
+
+def _due(horizon: timedelta, now: datetime) -> list[Any]:
+    """What the refresh job claims (and a fan-out dispatch counts): active, expiring (or to keep alive) within
+    `horizon`, with a refresh token, not leased, not backing off."""
+    return [
+        R.status == Status.ACTIVE.value,
+        # an expiring access token, or an idle refresh-token window to keep open (keep_alive_at)
+        or_(R.token_expires_at <= now + horizon, R.keep_alive_at <= now + horizon),
+        R.secret_ref.is_not(None),
+        _lease_free(),
+        or_(R.next_attempt_after.is_(None), R.next_attempt_after <= now),
+    ]
 
 
 def _events(conn: Any, events: list[AuditEvent], now: datetime) -> None:
@@ -55,29 +68,31 @@ class SqlRefreshStore:
         return to_integration(row) if row else None
 
     def claim_due(
-        self, horizon: timedelta, limit: int, owner: str, lease: timedelta, now: datetime, began: datetime
+        self,
+        horizon: timedelta,
+        limit: int,
+        owner: str,
+        lease: timedelta,
+        now: datetime,
+        began: datetime,
+        provider: str | None = None,
     ) -> list[Integration]:
         """Lease up to `limit` active integrations whose token expires (or whose refresh token must be kept alive)
-        within `horizon`, soonest first.
+        within `horizon`, soonest first (only `provider`'s when given: a fan-out shard, on the (provider, expiry)
+        index).
 
         On PostgreSQL rows another job is claiming are skipped (FOR UPDATE SKIP LOCKED), so two jobs at once
         never claim the same integration; SQLite runs one writer at a time anyway.
         """
         due = (
             select(R.id)
-            .where(
-                R.status == Status.ACTIVE.value,
-                # an expiring access token, or an idle refresh-token window to keep open (keep_alive_at)
-                or_(R.token_expires_at <= now + horizon, R.keep_alive_at <= now + horizon),
-                R.secret_ref.is_not(None),
-                _lease_free(),
-                or_(R.next_attempt_after.is_(None), R.next_attempt_after <= now),
-                or_(R.last_refreshed_at.is_(None), R.last_refreshed_at < began),
-            )
+            .where(*_due(horizon, now), or_(R.last_refreshed_at.is_(None), R.last_refreshed_at < began))
             .order_by(R.token_expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if provider is not None:
+            due = due.where(R.provider == provider)
         return self._claim_ids(due, owner, lease)
 
     def warn_expiring(self, warning: timedelta, limit: int, now: datetime) -> int:
@@ -105,6 +120,12 @@ class SqlRefreshStore:
             warned = [to_integration(row) for row in conn.execute(statement)]
             insert_outbox(conn, [materialise(expiring_soon(integration), integration, now) for integration in warned])
         return len(warned)
+
+    def count_due(self, horizon: timedelta, now: datetime) -> dict[str, int]:
+        """{provider: integrations claim_due would find now}: what a fan-out dispatch shards."""
+        statement = select(R.provider, func.count()).where(*_due(horizon, now)).group_by(R.provider)
+        with self._engine.connect() as conn:
+            return {provider: int(count) for provider, count in conn.execute(statement)}
 
     def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]:
         """Lease up to `limit` integrations holding a rotated token the secret store has not taken yet (not those

@@ -263,8 +263,17 @@ class RefreshStore(Protocol):
     def claim(self, integration_id: UUID, owner: str, lease: timedelta, now: datetime) -> Integration | None: ...
 
     def claim_due(
-        self, horizon: timedelta, limit: int, owner: str, lease: timedelta, now: datetime, began: datetime
+        self,
+        horizon: timedelta,
+        limit: int,
+        owner: str,
+        lease: timedelta,
+        now: datetime,
+        began: datetime,
+        provider: str | None = None,
     ) -> list[Integration]: ...
+
+    def count_due(self, horizon: timedelta, now: datetime) -> dict[str, int]: ...
 
     def claim_pending(self, limit: int, owner: str, lease: timedelta) -> list[Integration]: ...
 

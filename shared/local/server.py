@@ -51,6 +51,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/token/<integration_id>", "functions.token_fetch", "token_fetch", ("GET",)),
     Route("/audit", "functions.token_fetch", "token_fetch", ("GET",)),
     Route("/refresh", "functions.token_refresh", "token_refresh", ("POST",)),
+    Route("/refresh/dispatch", "functions.token_refresh", "token_refresh", ("POST",)),
+    Route("/refresh/shard", "functions.token_refresh", "token_refresh", ("POST",)),
     Route("/dispatch", "functions.token_refresh", "token_refresh", ("POST",)),
     Route("/events", "functions.token_fetch", "token_fetch", ("GET",)),
     Route("/events/destinations", "functions.token_fetch", "token_fetch", ("GET",)),

@@ -41,6 +41,8 @@ class JobSettings:
     concurrency: int = 8
     deadline: float = 240.0  # seconds; Cloud Scheduler and Cloud Run time out later than this
     safety: float = 15.0  # stop claiming this long before the deadline: a claimed batch must finish
+    provider: str | None = None  # a fan-out shard: only this provider's integrations
+    limit: int | None = None  # a fan-out shard: claim at most this many in all
 
 
 def _refresh(refresher: Refresher, integration: Integration, lease: Lease) -> RefreshResult:
@@ -111,9 +113,13 @@ def run_refresh_job(store: RefreshStore, refresher: Refresher, clock: Clock, set
         while True:
             in_time = time.monotonic() - started < settings.deadline - settings.safety and not refresher.stopping()
             free = min(settings.batch_size, settings.concurrency - len(running))
-            if in_time and not exhausted and (free >= refill or not running):
+            if settings.limit is not None:
+                free = min(free, settings.limit - counts["claimed"])
+            if in_time and not exhausted and free > 0 and (free >= refill or not running):
                 sent = time.monotonic()
-                batch = store.claim_due(settings.horizon, free, owner, refresher.lease, clock.now(), began)
+                batch = store.claim_due(
+                    settings.horizon, free, owner, refresher.lease, clock.now(), began, provider=settings.provider
+                )
                 exhausted = not batch
                 counts["claimed"] += len(batch)
                 lease = refresher.lease_from(owner, sent)
