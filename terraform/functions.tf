@@ -45,6 +45,7 @@ locals {
       },
       { for name, value in { ALLOWED_CIDRS = join(",", var.token_allowed_cidrs) } : name => value if fn == "token_fetch" && value != "" },
       { for name, value in local.events_env : name => value if fn == "token_refresh" },
+      { for name, value in local.fanout_env : name => value if fn == "token_refresh" },
     )
   }
 

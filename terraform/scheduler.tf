@@ -21,7 +21,8 @@ resource "google_cloud_scheduler_job" "refresh" {
 
   http_target {
     http_method = "POST"
-    uri         = "${google_cloud_run_v2_service.function["token_refresh"].uri}/refresh"
+    # With the fan-out (tasks.tf) the run enqueues shards on the providers' queues instead of refreshing itself.
+    uri = "${google_cloud_run_v2_service.function["token_refresh"].uri}${var.refresh_fanout ? "/refresh/dispatch" : "/refresh"}"
     headers = {
       "Content-Type" = "application/json"
     }

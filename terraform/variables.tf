@@ -378,6 +378,61 @@ variable "refresh_schedule" {
   }
 }
 
+variable "refresh_fanout" {
+  description = "Fan the refresh job out over Cloud Tasks (tasks.tf): the schedule posts /refresh/dispatch, one queue per provider in oauth_providers."
+  type        = bool
+  default     = false
+}
+
+variable "refresh_shard_size" {
+  description = "Due integrations per fan-out task (REFRESH_SHARD_SIZE)."
+  type        = number
+  default     = 100
+  validation {
+    condition     = var.refresh_shard_size >= 1 && var.refresh_shard_size <= 1000
+    error_message = "refresh_shard_size must be from 1 to 1000."
+  }
+}
+
+variable "refresh_max_shards" {
+  description = "Tasks per provider per dispatch at most (REFRESH_MAX_SHARDS): about what a queue runs in one schedule period."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.refresh_max_shards >= 1 && var.refresh_max_shards <= 10000
+    error_message = "refresh_max_shards must be from 1 to 10000."
+  }
+}
+
+variable "refresh_queue_defaults" {
+  description = "Rate limits of each provider's refresh queue: tasks started per second, and tasks running at once."
+  type = object({
+    max_dispatches_per_second = number
+    max_concurrent_dispatches = number
+  })
+  default = {
+    max_dispatches_per_second = 5
+    max_concurrent_dispatches = 10
+  }
+  validation {
+    condition     = var.refresh_queue_defaults.max_dispatches_per_second > 0 && var.refresh_queue_defaults.max_concurrent_dispatches >= 1
+    error_message = "Queue rate limits must be positive."
+  }
+}
+
+variable "refresh_queue_limits" {
+  description = "Per-provider overrides of refresh_queue_defaults, by catalog id (a provider with a small token-endpoint quota)."
+  type = map(object({
+    max_dispatches_per_second = optional(number)
+    max_concurrent_dispatches = optional(number)
+  }))
+  default = {}
+  validation {
+    condition     = alltrue([for id in keys(var.refresh_queue_limits) : can(regex("^[a-z][a-z0-9-]{0,30}$", id))])
+    error_message = "refresh_queue_limits keys must be catalog ids."
+  }
+}
+
 variable "deletion_protection" {
   description = "Protect the database instance and the Cloud Run services and job from `terraform destroy`."
   type        = bool

@@ -2,11 +2,13 @@
 
 A million active integrations in PostgreSQL, their one-hour tokens expiring evenly over the next hour. N worker
 processes (1, 2 and 4 in turn) each run what one `token_refresh` instance does for a shard: claim due rows with the
-broker's own claim (`SqlRefreshStore.claim_due`: FOR UPDATE SKIP LOCKED on the expiry index, a lease), call the
+broker's own claim, one provider's per claim as a stream of fan-out shards (`SqlRefreshStore.claim_due`: FOR UPDATE
+SKIP LOCKED on the (provider, expiry) index, a lease), call the
 stub provider (fixed latency) for each, and make the broker's fenced row write — no Secret Manager (a non-rotating
 provider's refresh writes nothing there; the quota arithmetic is in the README). Reported: sustained refreshes/s
 for each N, the database's time per claim (EXPLAIN ANALYZE of the real statement: it must stay O(batch), not
-O(table)), and that no integration was refreshed twice.
+O(table)) — the unsharded job's, a shard's and the dispatcher's count —, and that no integration was refreshed
+twice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.support.postgres import running_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 HORIZON, LEASE = timedelta(minutes=15), timedelta(seconds=60)
+PROVIDERS = 4  # the seed spreads the rows over provider-0 … provider-3
 SEED = """
 INSERT INTO entity_integrations (
     id, entity_id, provider, credential_type, status, account_subject, granted_scopes, secret_ref, secret_version,
@@ -57,8 +60,9 @@ def seed(url: str, rows: int) -> float:
     return time.perf_counter() - started
 
 
-def explain_claim(url: str, batch: int) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of the broker's claim statement, captured as it is sent, in a transaction rolled back."""
+def explain_claim(url: str, batch: int, provider: str | None = None, count: bool = False) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the broker's claim statement (a shard's, with `provider`; with `count` the dispatcher's
+    per-provider count instead), captured as it is sent, in a transaction rolled back."""
     from sqlalchemy import event
 
     from shared.adapters.db import engine_for_url
@@ -67,9 +71,13 @@ def explain_claim(url: str, batch: int) -> dict[str, Any]:
 
     engine = engine_for_url(url)
     sent: list[tuple[str, Any]] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: sent.append((a[2], a[3])) if "UPDATE" in a[2] else None)
+    word = "GROUP BY" if count else "UPDATE"
+    event.listen(engine, "before_cursor_execute", lambda *a: sent.append((a[2], a[3])) if word in a[2] else None)
     now = datetime.now(UTC)
-    SqlRefreshStore(engine).claim_due(HORIZON, batch, "explain", LEASE, now, now)  # warm, and capture
+    if count:
+        SqlRefreshStore(engine).count_due(HORIZON, now)
+    else:  # warm, and capture
+        SqlRefreshStore(engine).claim_due(HORIZON, batch, "explain", LEASE, now, now, provider=provider)
     statement, parameters = sent[-1]
     engine.dispose()
     conn = url_connect(url)()
@@ -117,7 +125,8 @@ def worker(url: str, stub_url: str, seconds: float, concurrency: int, out: Any) 
             is not None
         )
 
-    began, claims, done_count = datetime.now(UTC), [], 0
+    began, done_count = datetime.now(UTC), 0
+    claims: list[float] = []
     started = time.monotonic()
     running: set[Future[bool]] = set()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -125,7 +134,9 @@ def worker(url: str, stub_url: str, seconds: float, concurrency: int, out: Any) 
             free = concurrency - len(running)
             if time.monotonic() - started < seconds and free >= max(1, concurrency // 4):
                 sent = time.perf_counter()
-                batch = store.claim_due(HORIZON, free, owner, LEASE, datetime.now(UTC), began)
+                # a stream of shards: each claim is one provider's, as a fan-out task's
+                provider = f"provider-{len(claims) % PROVIDERS}"
+                batch = store.claim_due(HORIZON, free, owner, LEASE, datetime.now(UTC), began, provider=provider)
                 claims.append((time.perf_counter() - sent) * 1000)
                 running |= {pool.submit(refresh, integration) for integration in batch}
             if not running:
@@ -165,6 +176,8 @@ def main() -> int:
         url = migrated_database(server)
         report["seed_seconds"] = seed(url, args.rows)
         report["claim"] = explain_claim(url, 100)
+        report["shard_claim"] = explain_claim(url, 100, provider="provider-1")
+        report["dispatch_count"] = explain_claim(url, 0, count=True)
         for workers in (1, 2, 4):
             result = run(url, stub, workers, args.seconds, args.concurrency)
             report["runs"][str(workers)] = result
@@ -178,6 +191,11 @@ def main() -> int:
           f" worker: refreshes/s by workers {report['refreshes_per_s']}")  # fmt: skip
     print(f"    claim of 100 at {args.rows:,} rows: {claim['execution_ms']:.2f} ms in the database "
           f"(planning {claim['planning_ms']:.2f} ms); plan: {' > '.join(claim['plan'])}")  # fmt: skip
+    explained = {"shard_claim": "a shard's claim of 100 (one provider)", "dispatch_count": "the dispatch's count"}
+    for key, what in explained.items():
+        plan = report[key]
+        print(f"    {what} at {args.rows:,} rows: {plan['execution_ms']:.2f} ms in the database "
+              f"(planning {plan['planning_ms']:.2f} ms); plan: {' > '.join(plan['plan'])}")  # fmt: skip
     print(f"    integrations refreshed twice: {report['refreshed_twice']} (must be 0)")
     return 0
 

@@ -441,3 +441,24 @@ def test_the_events_schedule_posts_dispatch_to_the_refresh_function_as_the_sched
     (oidc,) = blocks(target, "oidc_token")
     assert "google_service_account.scheduler.email" in str(oidc["service_account_email"])
     assert unquote(job["schedule"]) == "* * * * *"
+
+
+def test_the_fanout_has_a_queue_per_provider_that_only_the_refresh_function_enqueues_on():
+    queue = resource("google_cloud_tasks_queue", "refresh")
+    assert "local.refresh_queues" in str(queue["for_each"])
+    assert queue["name"] == '"${var.name}-refresh-${each.key}"'  # TASKS_QUEUE_PREFIX-<provider>
+    (limits,) = blocks(queue, "rate_limits")
+    assert "each.value.max_dispatches_per_second" in str(limits["max_dispatches_per_second"])
+    assert "each.value.max_concurrent_dispatches" in str(limits["max_concurrent_dispatches"])
+    enqueuer = resource("google_cloud_tasks_queue_iam_member", "refresh_enqueuer")
+    assert unquote(enqueuer["role"]) == "roles/cloudtasks.enqueuer"
+    assert 'function["token_refresh"]' in str(enqueuer["member"])
+    acts_as = resource("google_service_account_iam_member", "refresh_acts_as_scheduler")
+    assert "google_service_account.scheduler.name" in str(acts_as["service_account_id"])
+    assert unquote(acts_as["role"]) == "roles/iam.serviceAccountUser"
+    assert 'function["token_refresh"]' in str(acts_as["member"])
+    env = locals_()["fanout_env"]
+    assert '"${var.name}-refresh"' in str(env)
+    assert "/refresh/shard" in str(env)
+    (target,) = blocks(resource("google_cloud_scheduler_job", "refresh"), "http_target")
+    assert "/refresh/dispatch" in str(target["uri"])
