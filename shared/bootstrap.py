@@ -262,7 +262,8 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
 
         return Housekeeping(
             store=SqlHousekeepingStore(self.engine), secrets=self.secret_store, audit=self.audit, clock=self.clock,
-            catalog=self.catalog, settings=self.settings, directory=self.directory, revoker=self.token_endpoint,
+            catalog=self.catalog, settings=self.settings, directory=self.later("directory"),
+            revoker=self.later("token_endpoint"),  # only an orphan to revoke needs them (and `requests`)
             stopping=stopping,
         )  # fmt: skip
 

@@ -25,15 +25,17 @@ class CallerComponents:
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        from shared.adapters.caller_auth import DevHeaderAuthenticator, OidcAuthenticator
-
         s = self.settings
         if s.auth_mode == "oidc":
+            from shared.adapters.caller_auth import OidcAuthenticator
+
             assert s.auth_issuer is not None  # settings validation guarantees it
             return OidcAuthenticator(
                 s.auth_issuer, s.auth_audience, entity_claim=s.auth_entity_claim, jwks_url=s.auth_jwks_url,
                 timeout=s.provider_timeout, session=self.egress,
             )  # fmt: skip
+        from shared.adapters.dev_auth import DevHeaderAuthenticator
+
         return DevHeaderAuthenticator()
 
     @cached_property

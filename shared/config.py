@@ -10,14 +10,24 @@ import ipaddress
 import os
 import re
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.config_rules import coherence_problems, token_caller_problems
 from shared.config_values import (
+    describe_errors,
+    environment_values,
     is_placeholder,
     provider_env_prefix,
     read_clients,
@@ -36,7 +46,7 @@ DATA_KEY_SECRET_RE = re.compile(r"projects/[^/\s]+/secrets/[A-Za-z0-9_-]+/versio
 PUBSUB_TOPIC_RE = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
 MAX_WEBHOOKS = 10
 
-CommaList = Annotated[list[str], NoDecode]
+CommaList = list[str]  # from the environment as "a,b,c" (split_list)
 Environment = Literal["development", "production"]
 CLOUD_RUN_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB")  # set by Cloud Run on every service / job
 
@@ -46,8 +56,8 @@ def default_environment() -> Environment:
     return "production" if any(os.environ.get(name) for name in CLOUD_RUN_MARKERS) else "development"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     port: int = Field(8080, ge=1, le=65535)
     environment: Environment = Field(default_factory=default_environment)
@@ -94,7 +104,7 @@ class Settings(BaseSettings):
     auth_audience: CommaList = []
     auth_jwks_url: str | None = None
     auth_entity_claim: str = Field("sub", pattern=r"^[A-Za-z_][A-Za-z0-9_.:/-]{0,99}$")
-    internal_api_keys: Annotated[list[SecretStr], NoDecode] = []
+    internal_api_keys: list[SecretStr] = []
     token_invokers: CommaList = []
     token_audience: str | None = None
     allowed_cidrs: CommaList = []
@@ -119,7 +129,7 @@ class Settings(BaseSettings):
     retention_max_batches: int = Field(10, ge=1, le=1000)
     sweep_max_secrets: int = Field(20, ge=0, le=1000)
     webhook_urls: CommaList = []
-    webhook_secrets: Annotated[list[SecretStr], NoDecode] = []
+    webhook_secrets: list[SecretStr] = []
     pubsub_topic: str | None = None
     events_retry_hours: int = Field(24, ge=1, le=168)
 
@@ -292,21 +302,12 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the environment; raise ConfigurationError naming each bad variable."""
     try:
-        settings = Settings(_env_file=None, **overrides)  # type: ignore[arg-type,call-arg]
+        settings = Settings.model_validate({**environment_values(os.environ, Settings.model_fields), **overrides})
     except ValidationError as exc:
-        raise ConfigurationError(_describe(exc)) from None
+        raise ConfigurationError(describe_errors(exc.errors(include_input=False))) from None
     except ValueError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from None
     return settings
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors(include_input=False):
-        name = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{name}: {message}" if name else message)
-    return "invalid settings: " + "; ".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from shared.domain.models import ClientCredentials
 
@@ -80,3 +81,21 @@ def parse_data_keys(raw: str) -> dict[int, bytes]:
     if not keys:
         raise ValueError("no key given")
     return keys
+
+
+def environment_values(environ: Mapping[str, str], fields: Iterable[str]) -> dict[str, str]:
+    """Each setting's variable, matched without regard to case (`DATABASE_URL` fills `database_url`), as text:
+    pydantic converts and validates it. Read here rather than through pydantic-settings, whose imports alone
+    cost every function's cold start about as much as functions-framework's own (README, "Benchmarks")."""
+    by_name = {name.lower(): value for name, value in environ.items()}
+    return {field: by_name[field] for field in fields if field in by_name}
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """pydantic's validation errors as one line naming each variable (never its value)."""
+    lines = []
+    for error in errors:
+        name = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if name else message)
+    return "invalid settings: " + "; ".join(lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -13,12 +12,12 @@ import flask
 import jwt
 import requests
 
+from shared.adapters.dev_auth import ENTITY_ID_RE, DevHeaderAuthenticator
 from shared.adapters.egress import SessionJwksClient
 from shared.domain.urls import check_url
 from shared.errors import DependencyUnavailable, Unauthenticated
 from shared.http import bearer_credential
 
-ENTITY_ID_RE = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces: safe in logs and labels (fullmatch)
 GOOGLE_ISSUER = "https://accounts.google.com"
 GOOGLE_JWKS = "https://www.googleapis.com/oauth2/v3/certs"
 FIREBASE_ISSUER_PREFIX = "https://securetoken.google.com/"
@@ -28,21 +27,14 @@ REFETCH_INTERVAL = 60.0  # an unknown `kid` refetches the JWKS at most this ofte
 MAX_TOKEN_LENGTH = 8192
 
 
+__all__ = ["DevHeaderAuthenticator", "InvalidToken", "OidcAuthenticator"]  # the dev one lives in dev_auth
+
+
 class InvalidToken(Unauthenticated):
     code = "invalid_token"
 
     def __init__(self, message: str) -> None:
         super().__init__(message, details={"challenge": 'Bearer error="invalid_token"'})
-
-
-class DevHeaderAuthenticator:
-    """AUTH_MODE=dev: the entity id comes from `X-Entity-Id` (settings refuse this mode in production)."""
-
-    def entity_id(self, request: flask.Request) -> str:
-        value = request.headers.get("X-Entity-Id", "")
-        if not ENTITY_ID_RE.fullmatch(value):
-            raise Unauthenticated("dev auth mode: send the entity id in the X-Entity-Id header (1-255 printable)")
-        return value
 
 
 def default_jwks_url(issuer: str) -> str | None:

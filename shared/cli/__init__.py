@@ -13,7 +13,11 @@ imports what it needs (rich included) only when its command runs.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
+
+if sys.argv[1:2] == ["function"]:  # `broker function`: no collection during start-up (shared.function_server)
+    gc.disable()
 
 from shared.cli import audit, integrations, keys, migrate, oauth, providers, scheduler, secrets, serve
 from shared.errors import BrokerError, ConfigurationError

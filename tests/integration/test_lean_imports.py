@@ -18,7 +18,8 @@ from shared.services.credentials import ACCESS_TOKEN_PURPOSE
 KEY = b"k" * 32
 NOT_ON_THE_HOT_PATH = (
     "sqlalchemy", "jsonschema", "yaml", "oauthlib", "jwt", "requests", "google.cloud.secretmanager",
-    "google.cloud.sql", "shared.services.connect", "shared.services.refresh", "shared.adapters.oidc",
+    "pydantic_settings", "google.cloud.sql", "shared.services.connect", "shared.services.refresh",
+    "shared.adapters.oidc",
 )  # fmt: skip
 RECORD = """
 import sys
