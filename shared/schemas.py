@@ -15,7 +15,8 @@ from shared.services.integrations import IntegrationPatch, ListQuery, NewStaticI
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+    # Each validator is built on first use: a cold start builds only the one its first request needs.
+    model_config = ConfigDict(extra="forbid", str_max_length=2048, defer_build=True)
 
 
 class StartBody(Strict):

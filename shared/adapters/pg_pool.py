@@ -75,9 +75,10 @@ def is_dead_session(exc: BaseException) -> bool:
 TIMESTAMPTZ = 1184  # the type's oid
 
 
-def _timestamptz(text: str) -> datetime:
+def parse_timestamptz(text: str) -> datetime:
     """pg8000 parses timestamptz with strptime (~17 µs each; the hot path's row holds five); fromisoformat reads
-    PostgreSQL's output format in well under 1 µs. Anything else (infinity, BC) goes to pg8000's parser."""
+        PostgreSQL's output format in well under 1 µs. Anything else (infinity, BC) goes to pg8000's parser. The
+    engines' dialect (shared.adapters.pg8000_statements) reads with it too."""
     try:
         return datetime.fromisoformat(text)
     except ValueError:
@@ -154,7 +155,7 @@ class PgConnections:
             pooled.close()
         try:
             conn = self._connect()
-            conn.register_in_adapter(TIMESTAMPTZ, _timestamptz)  # before any statement is prepared
+            conn.register_in_adapter(TIMESTAMPTZ, parse_timestamptz)  # before any statement is prepared
             return _Pooled(conn)
         except Exception as exc:  # noqa: BLE001 - any failure to connect is the same to the caller
             raise DependencyUnavailable(
