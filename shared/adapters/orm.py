@@ -173,7 +173,7 @@ class IntegrationRow(Rows):
             postgresql_where=text("status = 'active' AND refresh_token_expires_at IS NOT NULL"),
             sqlite_where=text("status = 'active' AND refresh_token_expires_at IS NOT NULL"),
         ),
-        Index(  # a fan-out shard claims one provider's due rows (migration 0005)
+        Index(  # a fan-out shard claims one provider's due rows (migration 0006)
             "ix_entity_integrations_provider_expiring",
             "provider",
             "token_expires_at",

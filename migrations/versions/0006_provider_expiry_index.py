@@ -1,8 +1,8 @@
 """The refresh fan-out's per-provider claim: an index on (provider, token_expires_at) over active rows, so a
 shard's claim reads its batch and not every due row of other providers.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2027-01-15
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
