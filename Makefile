@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit setup migrate clean postgres-bin pubsub-emulator bench
+.PHONY: run test lint typecheck unit setup migrate clean postgres-bin mariadb-bin pubsub-emulator bench
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ migrate: setup
 postgres-bin:
 	@bash tests/bin/ensure-postgres
 
+# MariaDB (Debian's mariadb-server) for the MySQL tier of the tests; installed with apt-get when missing.
+mariadb-bin:
+	@bash tests/bin/ensure-mariadb
+
 # The Pub/Sub emulator for the events tests (installed with apt-get when missing; CI=true fails without it).
 pubsub-emulator:
 	@bash tests/bin/ensure-pubsub-emulator
@@ -35,7 +39,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup postgres-bin pubsub-emulator node-deps lint typecheck check-infra
+test: setup postgres-bin mariadb-bin pubsub-emulator node-deps lint typecheck check-infra
 	$(MAKE) --no-print-directory check-api
 	$(BIN)/pytest  # last, so the run closes on pytest's summary line
 

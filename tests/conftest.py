@@ -1,4 +1,4 @@
-"""Fixtures shared by every tier: databases (PostgreSQL and SQLite), keyrings, clocks."""
+"""Fixtures shared by every tier: databases (PostgreSQL, MySQL on MariaDB, SQLite), keyrings, clocks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from sqlalchemy import Engine
 
 from shared.adapters import schema
 from shared.adapters.db import engine_for_url
+from shared.adapters.orm import Base
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
 from tests.fakes.secret_manager_server import LocalSecretManager
+from tests.support.mariadb import MysqlDatabaseFactory, MysqlServer, running_mariadb
 from tests.support.openbao import OpenBao
 from tests.support.postgres import DatabaseFactory, Server, running_cluster
 
@@ -59,10 +61,44 @@ def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     return url
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[MysqlServer]:
+    with running_mariadb() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mysql_databases(mysql_server: MysqlServer) -> Iterator[MysqlDatabaseFactory]:
+    conn = mysql_server.admin()
+    template = f"t{os.getpid()}_{TEMPLATE}"
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{template}`")
+        cur.execute(f"CREATE DATABASE `{template}` CHARACTER SET utf8mb4")
+    engine = engine_for_url(mysql_server.url(template))
+    schema.upgrade(engine)
+    engine.dispose()
+    tables = [table.name for table in Base.metadata.sorted_tables]  # a foreign key's target first
+    factory = MysqlDatabaseFactory(mysql_server, template, ["alembic_version", *tables])
+    yield factory
+    factory.drop(template)
+    conn.close()
+
+
+@pytest.fixture
+def mysql_url(mysql_databases: MysqlDatabaseFactory) -> Iterator[str]:
+    """A fresh, migrated MySQL (MariaDB) database for one test."""
+    name = mysql_databases.create()
+    yield mysql_databases.server.url(name)
+    mysql_databases.drop(name)
+
+
+DIALECT_URLS = {"postgresql": "pg_url", "mysql": "mysql_url", "sqlite": "sqlite_url"}
+
+
+@pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A migrated engine on each dialect: for code that is dialect sensitive."""
-    url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+    url = request.getfixturevalue(DIALECT_URLS[request.param])
     engine = engine_for_url(url)
     yield engine
     engine.dispose()

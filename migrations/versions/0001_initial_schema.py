@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 revision = "0001"
 down_revision = None
@@ -20,11 +20,25 @@ JSON_DOC = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 EXPIRING = sa.text("status = 'active' AND token_expires_at IS NOT NULL")
 
 
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
+
+
 def ts(name: str, nullable: bool = True) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+    return sa.Column(name, TIMESTAMP, nullable=nullable)
+
+
+def mysql_options() -> dict[str, str]:
+    """On MySQL, text compares byte for byte, trailing spaces included (its default collations ignore case and
+    pad with spaces, which would make `Alice`, `alice` and `alice ` one entity). Nothing elsewhere."""
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    return {"mysql_charset": "utf8mb4", "mysql_collate": collation}
 
 
 def upgrade() -> None:
+    options = mysql_options()
     op.create_table(
         "entity_integrations",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -65,6 +79,7 @@ def upgrade() -> None:
         sa.CheckConstraint("credential_version >= 0", name=op.f("ck_entity_integrations_credential_version")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_entity_integrations")),
         sa.UniqueConstraint("entity_id", "provider", "account_subject", name="uq_entity_integrations_account"),
+        **options,
     )
     op.create_index("ix_entity_integrations_entity_list", "entity_integrations", ["entity_id", "created_at", "id"])
     op.create_index(
@@ -93,6 +108,7 @@ def upgrade() -> None:
         ts("consumed_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_states")),
         sa.UniqueConstraint("state_hash", name=op.f("uq_oauth_states_state_hash")),
+        **options,
     )
     op.create_index(op.f("ix_oauth_states_expires_at"), "oauth_states", ["expires_at"])
 
@@ -109,6 +125,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(64)),
         sa.Column("detail", JSON_DOC, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+        **options,
     )
     op.create_index("ix_audit_events_entity", "audit_events", ["entity_id", "occurred_at"])
     op.create_index("ix_audit_events_integration", "audit_events", ["integration_id", "occurred_at"])
@@ -124,6 +141,7 @@ def upgrade() -> None:
         ts("destroyed_at"),
         sa.CheckConstraint("version >= 1", name=op.f("ck_vault_secret_versions_version")),
         sa.PrimaryKeyConstraint("secret_id", "version", name=op.f("pk_vault_secret_versions")),
+        **options,
     )
 
 

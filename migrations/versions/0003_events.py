@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 revision = "0003"
 down_revision = "0002"
@@ -22,11 +22,25 @@ UNDISPATCHED = sa.text("dispatched_at IS NULL")
 PENDING = sa.text("status = 'pending'")
 
 
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
+
+
 def ts(name: str, nullable: bool = True) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+    return sa.Column(name, TIMESTAMP, nullable=nullable)
+
+
+def mysql_options() -> dict[str, str]:
+    """On MySQL, text compares byte for byte, trailing spaces included (its default collations ignore case and
+    pad with spaces, which would make `Alice`, `alice` and `alice ` one entity). Nothing elsewhere."""
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    return {"mysql_charset": "utf8mb4", "mysql_collate": collation}
 
 
 def upgrade() -> None:
+    options = mysql_options()
     op.create_table(
         "events",
         sa.Column("seq", AUTO_ID, primary_key=True, autoincrement=True),
@@ -40,6 +54,7 @@ def upgrade() -> None:
         ts("dispatched_at"),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
         sa.UniqueConstraint("id", name=op.f("uq_events_id")),
+        **options,
     )
     op.create_index("ix_events_integration", "events", ["integration_id", "seq"])
     op.create_index("ix_events_entity", "events", ["entity_id", "seq"])
@@ -65,6 +80,7 @@ def upgrade() -> None:
             ["event_seq"], ["events.seq"], name=op.f("fk_event_deliveries_event_seq"), ondelete="CASCADE"
         ),
         sa.CheckConstraint("status IN ('pending', 'delivered', 'dead')", name=op.f("ck_event_deliveries_status")),
+        **options,
     )
     op.create_index(
         "ix_event_deliveries_due", "event_deliveries", ["destination", "next_attempt_at"],
@@ -84,6 +100,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["event_seq"], ["events.seq"], name=op.f("fk_event_attempts_event_seq"), ondelete="CASCADE"
         ),
+        **options,
     )
     op.create_index("ix_event_attempts_event", "event_attempts", ["event_seq", "id"])
     op.create_table(
@@ -100,12 +117,14 @@ def upgrade() -> None:
         ts("lease_until"),
         ts("updated_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_destinations")),
+        **options,
     )
 
 
 def downgrade() -> None:
     op.drop_table("event_destinations")
-    op.drop_index("ix_event_attempts_event", table_name="event_attempts")
+    if op.get_bind().dialect.name != "mysql":  # there it serves the foreign key: it goes with the table
+        op.drop_index("ix_event_attempts_event", table_name="event_attempts")
     op.drop_table("event_attempts")
     op.drop_index("ix_event_deliveries_due", table_name="event_deliveries")
     op.drop_table("event_deliveries")

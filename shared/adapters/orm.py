@@ -32,16 +32,26 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.domain.models import CredentialType, Status
 
 
+NAIVE_DIALECTS = ("sqlite", "mysql")  # their time types keep no zone: the broker writes UTC there
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """timestamptz on PostgreSQL; on SQLite (which drops tzinfo) stored as UTC and read back as aware UTC."""
+    """timestamptz on PostgreSQL; on SQLite (which drops tzinfo) and MySQL (DATETIME(6): no zone, to the
+    microsecond) stored as UTC and read back as aware UTC."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -49,7 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given; the broker stores timezone-aware UTC only")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if dialect.name in NAIVE_DIALECTS else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

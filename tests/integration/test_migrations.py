@@ -1,4 +1,5 @@
-"""Alembic migrations on both dialects: up, down, up again, and the result matches the ORM tables."""
+"""Alembic migrations on each dialect (PostgreSQL, MySQL on MariaDB, SQLite): up, down, up again, and the result
+matches the ORM tables."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from shared.adapters import schema
 from shared.adapters.db import engine_for_url
 from shared.adapters.orm import Base, IntegrationRow
+from tests.support.mariadb import MysqlDatabaseFactory
 from tests.support.postgres import DatabaseFactory
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def empty_engine(request, tmp_path):
     if request.param == "postgresql":
         factory: DatabaseFactory = request.getfixturevalue("pg_databases")
@@ -26,6 +28,13 @@ def empty_engine(request, tmp_path):
         yield engine
         engine.dispose()
         factory.drop(name)
+    elif request.param == "mysql":
+        mysql: MysqlDatabaseFactory = request.getfixturevalue("mysql_databases")
+        name = mysql.empty()
+        engine = engine_for_url(mysql.server.url(name))
+        yield engine
+        engine.dispose()
+        mysql.drop(name)
     else:
         engine = create_engine(f"sqlite:///{tmp_path}/m.db")
         yield engine
@@ -66,7 +75,7 @@ def _row(entity: str, subject: str | None, **extra: object) -> dict[str, object]
 
 
 def test_timestamps_round_trip_as_aware_utc(db_engine: Engine) -> None:
-    expires = datetime(2026, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    expires = datetime(2026, 5, 1, 12, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))  # to the microsecond
     row = _row("e1", "sub-1", token_expires_at=expires)
     with db_engine.begin() as conn:
         conn.execute(insert(IntegrationRow), [row])
@@ -90,8 +99,19 @@ def test_one_account_per_entity_and_provider_but_two_accounts_allowed(db_engine:
         conn.execute(insert(IntegrationRow), [_row("e1", "alice")])
 
 
+def test_identifiers_compare_exactly(db_engine: Engine) -> None:
+    """Entity ids, subjects and hashes are compared byte for byte: MySQL's default collations would make `Alice`,
+    `alice` and `alice ` one entity (case-insensitive, trailing spaces padded), letting one see another's rows."""
+    with db_engine.begin() as conn:
+        conn.execute(insert(IntegrationRow), [_row("alice", "s"), _row("Alice", "s"), _row("alice ", "s")])
+    with db_engine.connect() as conn:
+        found = conn.execute(select(IntegrationRow.entity_id).where(IntegrationRow.entity_id == "alice")).all()
+    assert [row.entity_id for row in found] == ["alice"]
+
+
 def test_status_outside_the_enum_is_rejected(db_engine: Engine) -> None:
-    # pg8000 reports a CHECK violation (SQLSTATE 23514) as ProgrammingError, SQLite as IntegrityError.
+    # pg8000 reports a CHECK violation (SQLSTATE 23514) as ProgrammingError, SQLite as IntegrityError, PyMySQL as
+    # OperationalError (4025 on MariaDB, 3819 on MySQL).
     with (
         pytest.raises(DBAPIError, match=r"ck_entity_integrations_status|CHECK constraint failed"),
         db_engine.begin() as conn,
