@@ -95,9 +95,11 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
     @cached_property
     def pg_connect(self) -> Connect | None:
         """How this instance opens a raw PostgreSQL connection (one Cloud SQL connector per process); None on
-        SQLite."""
+        SQLite and MySQL (their token reads go through SQLAlchemy)."""
         from shared.adapters import pg_pool
 
+        if self.settings.dialect != "postgresql":
+            return None
         if self.settings.instance_connection_name:
             return pg_pool.cloud_sql_connect(self.settings)
         url = self.settings.database_url or ""

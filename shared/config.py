@@ -46,6 +46,8 @@ DATA_KEY_SECRET_RE = re.compile(r"projects/[^/\s]+/secrets/[A-Za-z0-9_-]+/versio
 PUBSUB_TOPIC_RE = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
 MAX_WEBHOOKS = 10
 
+# DATABASE_URL's accepted prefixes and the dialect each names.
+URL_DIALECTS = {"postgresql+pg8000://": "postgresql", "mysql+pymysql://": "mysql", "sqlite://": "sqlite"}
 CommaList = list[str]  # from the environment as "a,b,c" (split_list)
 Environment = Literal["development", "production"]
 CLOUD_RUN_MARKERS = ("K_SERVICE", "CLOUD_RUN_JOB")  # set by Cloud Run on every service / job
@@ -69,6 +71,7 @@ class Settings(BaseModel):
     db_user: str | None = None
     db_name: str = "broker"
     db_private_ip: bool = False
+    db_dialect: Literal["postgresql", "mysql"] | None = None  # the Cloud SQL instance's engine (connector only)
     db_pool_size: int = Field(5, ge=1, le=100)
     db_max_overflow: int = Field(2, ge=0, le=100)
     local_data_dir: str = ".broker"
@@ -157,8 +160,8 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _url_driver(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("postgresql+pg8000://", "sqlite://")):
-            raise ValueError("must start with postgresql+pg8000:// or sqlite://")
+        if value and not value.startswith(tuple(URL_DIALECTS)):
+            raise ValueError("must start with postgresql+pg8000://, mysql+pymysql:// or sqlite://")
         return value
 
     @field_validator("data_key_secret")
@@ -269,6 +272,14 @@ class Settings(BaseModel):
     def token_caller_problems(self) -> list[str]:
         """token_fetch's own start-up rule (checked by that function only: the others are not given the keys)."""
         return token_caller_problems(self)
+
+    @property
+    def dialect(self) -> str:
+        """The metadata store's SQL dialect: `postgresql`, `mysql` or `sqlite` (the embedded default)."""
+        if self.instance_connection_name:
+            return self.db_dialect or "postgresql"
+        url = self.database_url or "sqlite://"
+        return next(name for prefix, name in URL_DIALECTS.items() if url.startswith(prefix))
 
     @property
     def is_production(self) -> bool:

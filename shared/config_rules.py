@@ -41,6 +41,8 @@ def coherence_problems(settings: Settings) -> list[str]:
         problems.append("REFRESH_LEASE: must exceed PROVIDER_TIMEOUT by at least 10 s (the call must fit)")
     if settings.instance_connection_name and settings.database_url:
         problems.append("INSTANCE_CONNECTION_NAME and DATABASE_URL: set one, not both")
+    if settings.db_dialect and not settings.instance_connection_name and settings.dialect != settings.db_dialect:
+        problems.append(f"DB_DIALECT: {settings.db_dialect} contradicts DATABASE_URL ({settings.dialect})")
     if settings.instance_connection_name and not settings.db_user:
         problems.append("DB_USER: required with INSTANCE_CONNECTION_NAME (the IAM database user)")
     if settings.webhook_urls and not settings.webhook_secrets:
@@ -95,8 +97,8 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("DATA_KEY_SECRET: a data key is required in production (or DATA_KEY_TRANSIT, or DATA_KEYS)")
     if settings.openbao_addr and not settings.openbao_addr.startswith("https://"):
         problems.append("OPENBAO_ADDR: production reaches OpenBao over https only")
-    if not settings.instance_connection_name and not (settings.database_url or "").startswith("postgresql"):
-        problems.append("DATABASE_URL: production needs PostgreSQL (INSTANCE_CONNECTION_NAME or DATABASE_URL)")
+    if settings.dialect == "sqlite":
+        problems.append("DATABASE_URL: production needs PostgreSQL or MySQL (INSTANCE_CONNECTION_NAME or DATABASE_URL)")
     if not settings.public_base_url or not settings.public_base_url.startswith("https://"):
         problems.append("PUBLIC_BASE_URL: production needs the broker's public https origin")
     if settings.secret_manager_endpoint:

@@ -1,5 +1,9 @@
 """Engine factory: Cloud SQL connector (IAM auth) | DATABASE_URL | embedded SQLite file, in that order.
 
+MySQL (PyMySQL) engines run in READ COMMITTED, PostgreSQL's default, so a statement sees what committed before it
+and a locking read takes no gap locks (InnoDB's REPEATABLE READ default would block claims on neighbouring rows),
+and ping a connection at checkout (SQLAlchemy's pre-ping: a round trip, as PyMySQL gives no socket to poll).
+
 PostgreSQL pools do not ping a connection before each use (a round trip per checkout). A connection the server
 has closed (a restart, `pg_terminate_backend`, an idle timeout) has the server's goodbye or EOF waiting on its
 socket, where a live idle one has nothing to read: a zero-timeout poll at checkout sees it, and the pool connects
@@ -59,10 +63,16 @@ def engine_for_url(url: str, *, pool_size: int = 5, max_overflow: int = 2) -> En
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if url.startswith("mysql"):
+        return create_engine(url, **_mysql_options(), pool_size=pool_size, max_overflow=max_overflow)
     pg8000_statements.install()
     engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, hide_parameters=True)
     event.listen(engine, "checkout", _discard_if_closed)
     return engine
+
+
+def _mysql_options() -> dict[str, Any]:
+    return {"isolation_level": "READ COMMITTED", "pool_pre_ping": True, "pool_recycle": 1800, "hide_parameters": True}
 
 
 def _discard_if_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
@@ -86,6 +96,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 
 def _cloud_sql_engine(settings: Settings, connect: Connect) -> Engine:
+    if settings.dialect == "mysql":
+        return create_engine(
+            "mysql+pymysql://", creator=connect, pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow, **_mysql_options(),
+        )  # fmt: skip
     pg8000_statements.install()
     engine = create_engine(
         "postgresql+pg8000://",

@@ -49,7 +49,8 @@ def url_connect(url: str) -> Connect:
 
 
 def cloud_sql_connect(settings: Settings, connector_factory: Callable[[], Any] | None = None) -> Connect:
-    """A connect function through the Cloud SQL Python Connector (IAM database auth, lazy refresh)."""
+    """A connect function through the Cloud SQL Python Connector (IAM database auth, lazy refresh): its pg8000
+    driver, or pymysql for a Cloud SQL for MySQL instance (DB_DIALECT=mysql)."""
     if connector_factory is None:
         # Imported only here: the connector costs ~0.5 s of import time that local runs should not pay.
         from google.cloud.sql.connector import Connector, IPTypes
@@ -59,7 +60,8 @@ def cloud_sql_connect(settings: Settings, connector_factory: Callable[[], Any] |
     else:
         connector = connector_factory()
     instance = settings.instance_connection_name or ""
-    return lambda: connector.connect(instance, "pg8000", user=settings.db_user, db=settings.db_name)
+    driver = "pymysql" if settings.dialect == "mysql" else "pg8000"
+    return lambda: connector.connect(instance, driver, user=settings.db_user, db=settings.db_name)
 
 
 def is_dead_session(exc: BaseException) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pg8000.dbapi
+import pymysql
 import pytest
 from sqlalchemy import text
 
@@ -23,6 +24,7 @@ from shared.domain.envelope import KeyUnavailable, new_data_key
 from shared.errors import SecretStoreUnavailable
 from shared.services.health import readiness
 from tests.fakes.secret_manager_server import LocalSecretManager
+from tests.support.mariadb import MysqlServer
 from tests.support.postgres import Server
 
 
@@ -135,6 +137,32 @@ def test_cloud_sql_connector_is_wired_with_iam_user_and_database(pg_server: Serv
         assert conn.execute(text("SELECT count(*) FROM entity_integrations")).scalar() == 0
     engine.dispose()
     assert calls == [("proj:region:inst", "pg8000", "postgres", database)]
+
+
+def test_cloud_sql_for_mysql_goes_through_the_connectors_pymysql_driver(mysql_server: MysqlServer, mysql_url: str):
+    """Up to the connector seam: the real Connector (IAM auth, no Cloud SQL here) is replaced by one that opens a
+    PyMySQL connection to the test server; the engine, its dialect and the hot path's choice are the broker's."""
+    calls: list[tuple[Any, ...]] = []
+    database = mysql_url.rsplit("/", 1)[1]
+
+    class FakeConnector:
+        def connect(self, instance: str, driver: str, *, user: str, db: str) -> Any:
+            calls.append((instance, driver, user, db))
+            return pymysql.connect(host=mysql_server.host, port=mysql_server.port, user=mysql_server.user,
+                                   password=mysql_server.password, database=db)  # fmt: skip
+
+    settings = load_settings(
+        instance_connection_name="proj:region:inst", db_dialect="mysql", db_user="broker-sa", db_name=database
+    )
+    engine = build_engine(settings, connector_factory=FakeConnector)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM entity_integrations")).scalar() == 0
+    assert engine.dialect.name == "mysql"
+    engine.dispose()
+    assert calls == [("proj:region:inst", "pymysql", "broker-sa", database)]
+    container = Container(settings, engine=engine)
+    assert container.pg_connect is None, "no raw pg8000 hot path on MySQL"
+    assert type(container.token_reads).__name__ == "SqlTokenReads"
 
 
 def test_the_cloud_sql_connector_is_not_imported_unless_configured(sqlite_url):

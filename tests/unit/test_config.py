@@ -93,6 +93,12 @@ def test_a_complete_production_configuration_loads(monkeypatch):
         ({"DATA_KEY_SECRET": "projects/p/secrets/k/versions/latest"}, "DATA_KEY_SECRET: must be projects/"),
         ({"GOOGLE_CLIENT_ID": "<your client id>"}, "GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET: a placeholder"),
         ({"DATABASE_URL": "sqlite:///x.db", "INSTANCE_CONNECTION_NAME": "p:r:i"}, "set one, not both"),
+        ({"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL: must start with postgresql+pg8000://, mysql+pymysql://"),
+        ({"DB_DIALECT": "oracle"}, "DB_DIALECT: Input should be 'postgresql' or 'mysql'"),
+        (
+            {"DATABASE_URL": "postgresql+pg8000://u:p@h/db", "DB_DIALECT": "mysql"},
+            "DB_DIALECT: mysql contradicts DATABASE_URL (postgresql)",
+        ),
         ({"PROVIDER_TIMEOUT": "30", "REFRESH_LEASE": "35"}, "REFRESH_LEASE: must exceed PROVIDER_TIMEOUT by at least"),
         ({"SECRET_BACKEND": "vault"}, "SECRET_BACKEND: Input should be 'database', 'gcp', 'openbao' or 'aws'"),
         ({"SECRET_BACKEND": "openbao"}, "OPENBAO_ADDR: required with SECRET_BACKEND=openbao or DATA_KEY_TRANSIT"),
@@ -151,6 +157,26 @@ def test_production_contradictions_are_refused(monkeypatch, override, message):
     setenv(monkeypatch, {**PRODUCTION, **override})
     with pytest.raises(ConfigurationError, match=message):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "database",
+    [{"DB_DIALECT": "mysql"}, {"INSTANCE_CONNECTION_NAME": "", "DATABASE_URL": "mysql+pymysql://u:p@10.0.0.5/broker"}],
+)
+def test_production_accepts_mysql(monkeypatch, database):
+    setenv(monkeypatch, {**PRODUCTION, **database})
+    settings = load_settings()
+    assert settings.is_production
+    assert settings.dialect == "mysql"
+
+
+def test_the_dialect_follows_the_url_or_the_connector_setting():
+    assert load_settings().dialect == "sqlite"
+    assert load_settings(database_url="mysql+pymysql://u:p@h/db").dialect == "mysql"
+    assert load_settings(database_url="postgresql+pg8000://u:p@h/db").dialect == "postgresql"
+    connector = {"instance_connection_name": "p:r:i", "db_user": "u"}
+    assert load_settings(**connector).dialect == "postgresql"
+    assert load_settings(**connector, db_dialect="mysql").dialect == "mysql"
 
 
 GOOD_KEY = "k" * 32
