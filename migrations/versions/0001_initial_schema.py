@@ -7,6 +7,8 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
@@ -20,6 +22,8 @@ JSON_DOC = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 EXPIRING = sa.text("status = 'active' AND token_expires_at IS NOT NULL")
 
 
+# MySQL: CHAR(32) hex, as MySQL has no UUID type (not MariaDB's own UUID, which sorts differently from the bytes).
+UUID = sa.Uuid().with_variant(sa.Uuid(native_uuid=False), "mysql")
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
 
 
@@ -27,7 +31,7 @@ def ts(name: str, nullable: bool = True) -> sa.Column[object]:
     return sa.Column(name, TIMESTAMP, nullable=nullable)
 
 
-def mysql_options() -> dict[str, str]:
+def mysql_options() -> dict[str, Any]:
     """On MySQL, text compares byte for byte, trailing spaces included (its default collations ignore case and
     pad with spaces, which would make `Alice`, `alice` and `alice ` one entity). Nothing elsewhere."""
     bind = op.get_bind()
@@ -41,7 +45,7 @@ def upgrade() -> None:
     options = mysql_options()
     op.create_table(
         "entity_integrations",
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID, nullable=False),
         sa.Column("entity_id", sa.String(255), nullable=False),
         sa.Column("provider", sa.String(64), nullable=False),
         sa.Column("credential_type", sa.String(16), nullable=False),
@@ -92,11 +96,11 @@ def upgrade() -> None:
 
     op.create_table(
         "oauth_states",
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID, nullable=False),
         sa.Column("state_hash", sa.String(64), nullable=False),
         sa.Column("entity_id", sa.String(255), nullable=False),
         sa.Column("provider", sa.String(64), nullable=False),
-        sa.Column("integration_id", sa.Uuid()),
+        sa.Column("integration_id", UUID),
         sa.Column("code_verifier_ciphertext", sa.LargeBinary()),
         sa.Column("key_version", sa.Integer()),
         sa.Column("browser_binding_hash", sa.String(64)),
@@ -120,7 +124,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(64), nullable=False),
         sa.Column("outcome", sa.String(32), nullable=False),
         sa.Column("entity_id", sa.String(255)),
-        sa.Column("integration_id", sa.Uuid()),
+        sa.Column("integration_id", UUID),
         sa.Column("provider", sa.String(64)),
         sa.Column("request_id", sa.String(64)),
         sa.Column("detail", JSON_DOC, nullable=False),

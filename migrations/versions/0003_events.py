@@ -7,6 +7,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
@@ -22,6 +24,8 @@ UNDISPATCHED = sa.text("dispatched_at IS NULL")
 PENDING = sa.text("status = 'pending'")
 
 
+# MySQL: CHAR(32) hex, as MySQL has no UUID type (not MariaDB's own UUID, which sorts differently from the bytes).
+UUID = sa.Uuid().with_variant(sa.Uuid(native_uuid=False), "mysql")
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
 
 
@@ -29,7 +33,7 @@ def ts(name: str, nullable: bool = True) -> sa.Column[object]:
     return sa.Column(name, TIMESTAMP, nullable=nullable)
 
 
-def mysql_options() -> dict[str, str]:
+def mysql_options() -> dict[str, Any]:
     """On MySQL, text compares byte for byte, trailing spaces included (its default collations ignore case and
     pad with spaces, which would make `Alice`, `alice` and `alice ` one entity). Nothing elsewhere."""
     bind = op.get_bind()
@@ -44,9 +48,9 @@ def upgrade() -> None:
     op.create_table(
         "events",
         sa.Column("seq", AUTO_ID, primary_key=True, autoincrement=True),
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID, nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
-        sa.Column("integration_id", sa.Uuid(), nullable=False),
+        sa.Column("integration_id", UUID, nullable=False),
         sa.Column("entity_id", sa.String(255), nullable=False),
         sa.Column("provider", sa.String(64), nullable=False),
         ts("occurred_at", nullable=False),

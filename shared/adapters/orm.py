@@ -37,7 +37,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.domain.models import CredentialType, Status
 
-
 NAIVE_DIALECTS = ("sqlite", "mysql")  # their time types keep no zone: the broker writes UTC there
 
 
@@ -68,6 +67,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+# On MySQL CHAR(32) hex (MySQL has no UUID type; MariaDB's own sorts unlike the bytes, as PostgreSQL's does not).
+PortableUuid = Uuid().with_variant(Uuid(native_uuid=False), "mysql")
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 NAMING = {
@@ -122,7 +123,7 @@ class IntegrationRow(Rows):
     __table__ = Table(
         "entity_integrations",
         metadata,
-        Column("id", Uuid, primary_key=True),
+        Column("id", PortableUuid, primary_key=True),
         Column("entity_id", String(255), nullable=False),
         Column("provider", String(64), nullable=False),
         Column("credential_type", String(16), nullable=False),
@@ -203,11 +204,11 @@ class OAuthStateRow(Rows):
     __table__ = Table(
         "oauth_states",
         metadata,
-        Column("id", Uuid, primary_key=True),
+        Column("id", PortableUuid, primary_key=True),
         Column("state_hash", String(64), nullable=False, unique=True),
         Column("entity_id", String(255), nullable=False),
         Column("provider", String(64), nullable=False),
-        Column("integration_id", Uuid),
+        Column("integration_id", PortableUuid),
         Column("code_verifier_ciphertext", LargeBinary),
         Column("key_version", Integer),
         Column("browser_binding_hash", String(64)),
@@ -230,7 +231,7 @@ class AuditEventRow(Rows):
         Column("action", String(64), nullable=False),
         Column("outcome", String(32), nullable=False),
         Column("entity_id", String(255)),
-        Column("integration_id", Uuid),
+        Column("integration_id", PortableUuid),
         Column("provider", String(64)),
         Column("request_id", String(64)),
         Column("detail", JsonDoc, nullable=False, default=dict),
@@ -282,9 +283,9 @@ class EventRow(Rows):
         "events",
         metadata,
         Column("seq", AutoId, primary_key=True, autoincrement=True),  # commit order per integration
-        Column("id", Uuid, nullable=False, unique=True),  # the event id (UUIDv7), `webhook-id`
+        Column("id", PortableUuid, nullable=False, unique=True),  # the event id (UUIDv7), `webhook-id`
         Column("type", String(64), nullable=False),
-        Column("integration_id", Uuid, nullable=False),
+        Column("integration_id", PortableUuid, nullable=False),
         Column("entity_id", String(255), nullable=False),
         Column("provider", String(64), nullable=False),
         _ts("occurred_at", nullable=False),

@@ -60,8 +60,13 @@ def cloud_sql_connect(settings: Settings, connector_factory: Callable[[], Any] |
     else:
         connector = connector_factory()
     instance = settings.instance_connection_name or ""
-    driver = "pymysql" if settings.dialect == "mysql" else "pg8000"
-    return lambda: connector.connect(instance, driver, user=settings.db_user, db=settings.db_name)
+    if settings.dialect == "mysql":
+        from pymysql.constants import CLIENT
+
+        # rowcount counts the rows matched, not only those changed, as on SQLAlchemy's own PyMySQL connections.
+        flags = {"client_flag": CLIENT.FOUND_ROWS}
+        return lambda: connector.connect(instance, "pymysql", user=settings.db_user, db=settings.db_name, **flags)
+    return lambda: connector.connect(instance, "pg8000", user=settings.db_user, db=settings.db_name)
 
 
 def is_dead_session(exc: BaseException) -> bool:

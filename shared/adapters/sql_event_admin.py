@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, func, or_, select
 
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
 from shared.adapters.sql_events import to_event
+from shared.adapters.sql_returning import update_returning
 from shared.domain.delivery import AttemptRecord, DeliveryState, DestinationHealth, EventRecord
 from shared.domain.event_ports import EventSelection
 
@@ -90,14 +91,12 @@ class SqlEventAdmin:
             "status": "pending", "attempts": 0, "next_attempt_at": now, "give_up_at": now + window,
             "last_error": None, "delivered_at": None, "lease_owner": None, "lease_until": None, "updated_at": now,
         }  # fmt: skip
-        statement = (
-            update(D)
-            .where(D.event_seq.in_(seqs.scalar_subquery()), or_(D.lease_until.is_(None), D.lease_until <= db_now()))
-            .values(**reset)
-            .returning(D.event_seq)
-        )
         with self._engine.begin() as conn:
-            replayed = [row.event_seq for row in conn.execute(statement)]
+            chosen: Any = seqs.scalar_subquery()
+            if conn.dialect.name == "mysql":  # no subquery on the table it updates (error 1093): the seqs first
+                chosen = list(conn.execute(seqs).scalars())
+            where = [D.event_seq.in_(chosen), or_(D.lease_until.is_(None), D.lease_until <= db_now())]
+            replayed = [row.event_seq for row in update_returning(conn, D, where, reset, [D.event_seq])]
         return len(set(replayed)), len(replayed)
 
     def destinations(self) -> list[DestinationHealth]:

@@ -1,9 +1,10 @@
-"""The outbox's delivery side in SQL (PostgreSQL and SQLite): fan-out, claims with leases, attempts, breakers.
+"""The outbox's delivery side in SQL (PostgreSQL, SQLite, MySQL): fan-out, claims with leases, attempts, breakers.
 
 Leases are the database's clock (`db_now`), as the refresh engine's are; due times (`next_attempt_at`,
 `give_up_at`) are the dispatcher's clock, so tests can drive a day of retries with an injected one. On PostgreSQL
-every claim selects with `FOR UPDATE SKIP LOCKED`, so dispatchers running at once never lease one delivery
-together; SQLite has one writer at a time anyway.
+and MySQL every claim selects with `FOR UPDATE SKIP LOCKED`, so dispatchers running at once never lease one
+delivery together (MariaDB has no `FOR UPDATE OF`: an ordered claim locks the joined events rows too); SQLite has
+one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, insert, or_, select, tuple_, update
+from sqlalchemy import Engine, and_, exists, insert, or_, select, update
 
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
+from shared.adapters.sql_returning import claim_returning, update_returning
 from shared.domain.delivery import Delivery, Destination, SendResult, breaker_open_until
 from shared.domain.event_ports import DestinationState
 from shared.domain.events import OutboxEvent
@@ -137,15 +139,10 @@ class SqlEventStore:
             )
 
     def _lease(self, due: Any, owner: str, lease: timedelta) -> list[Delivery]:
-        key = tuple_(D.event_seq, D.destination)
-        statement = (
-            update(D)
-            .where(key.in_(due), _lease_free())
-            .values(lease_owner=owner, lease_until=db_now(lease.total_seconds()))
-            .returning(D.event_seq, D.destination, D.attempts, D.give_up_at)
-        )
+        values = {"lease_owner": owner, "lease_until": db_now(lease.total_seconds())}
+        columns = (D.event_seq, D.destination, D.attempts, D.give_up_at)
         with self._engine.begin() as conn:
-            leased = conn.execute(statement).all()
+            leased = claim_returning(conn, D, due, [_lease_free()], values, columns)
             seqs = sorted({row.event_seq for row in leased})
             events = {r.seq: to_event(r) for r in conn.execute(select(EventRow).where(EventRow.seq.in_(seqs)))}
         deliveries = [Delivery(events[r.event_seq], r.destination, r.attempts, r.give_up_at) for r in leased]
@@ -187,11 +184,12 @@ class SqlEventStore:
         if result.verdict == "refused":  # the endpoint answered: reachable, so no reason to stop calling it
             conn.execute(update(row).where(where).values(**failed))
             return
-        counted = conn.execute(
-            update(row).where(where).values(**failed, consecutive_failures=row.consecutive_failures + 1)
-            .returning(row.consecutive_failures)
-        ).scalar_one_or_none()  # fmt: skip
-        if counted is not None:
+        changed = update_returning(
+            conn, row, [where], {**failed, "consecutive_failures": row.consecutive_failures + 1},
+            [row.consecutive_failures],
+        )  # fmt: skip
+        if changed:
+            counted = changed[0][0]
             conn.execute(update(row).where(where).values(open_until=breaker_open_until(counted, now)))
 
 

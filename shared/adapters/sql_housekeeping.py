@@ -5,7 +5,9 @@ time column's index from its oldest end (`ix_audit_events_occurred_at`, `ix_oaut
 after `n` rows, so a batch costs the same however large the table is (neither dialect has `DELETE … LIMIT`). On
 PostgreSQL the ids go in as `id = ANY(ARRAY(…))`, evaluated once and looked up by primary key: with a plain
 `id IN (…)` the planner hashes the subquery and scans the whole table to join it (tests/integration/
-test_retention.py checks the plan). SQLite takes the `IN (…)` form and looks the ids up by primary key.
+test_retention.py checks the plan). SQLite takes the `IN (…)` form and looks the ids up by primary key. MySQL
+refuses `LIMIT` inside `IN (…)` (error 1235), so there the same transaction selects the ids first and deletes
+them by primary key.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class SqlHousekeepingStore:
 
     def _purge(self, table: str, before: datetime, limit: int) -> int:
         with self._engine.begin() as conn:
+            if conn.dialect.name == "mysql":
+                key, when = PURGEABLE[table]
+                ids = list(conn.execute(select(key).where(when < before).order_by(when).limit(limit)).scalars())
+                return int(conn.execute(delete(key.table).where(key.in_(ids))).rowcount) if ids else 0
             return int(conn.execute(purge_statement(table, before, limit, conn.dialect.name)).rowcount)
 
     def purge_audit_events(self, occurred_before: datetime, limit: int) -> int:

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, delete, or_, select, tuple_, update
+from sqlalchemy import Engine, or_, select, tuple_
 
 from shared.adapters.orm import IntegrationRow
 from shared.adapters.sql_repositories import to_integration, write_records
+from shared.adapters.sql_returning import delete_returning, update_returning
 from shared.domain.models import Integration, Status
 from shared.domain.pagination import Cursor
 from shared.domain.ports import Clock, Record
@@ -56,16 +57,14 @@ class SqlIntegrationAdmin:
         changes: dict[str, Any] = {**values, "updated_at": now}
         if fence:
             changes["credential_version"] = IntegrationRow.credential_version + 1
-        statement = update(IntegrationRow).where(
-            IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id
-        )
+        where = [IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id]
         if when_status is not None:
-            statement = statement.where(IntegrationRow.status.in_(list(when_status)))
+            where.append(IntegrationRow.status.in_(list(when_status)))
         with self._engine.begin() as conn:
-            row = conn.execute(statement.values(**changes).returning(IntegrationRow)).one_or_none()
-            if row is None:
+            rows = update_returning(conn, IntegrationRow, where, changes)
+            if not rows:
                 return None
-            stored = to_integration(row)
+            stored = to_integration(rows[0])
             write_records(conn, events, stored, now)
         return stored
 
@@ -73,34 +72,26 @@ class SqlIntegrationAdmin:
         self, integration_id: UUID, entity_id: str, at: datetime, *, after: datetime, events: Sequence[Record]
     ) -> Integration | None:
         # The rate limit is in the WHERE clause: of concurrent requests, the first UPDATE to take the row lock
-        # wins; the others re-evaluate it against the new last_sync_at (PostgreSQL) or wait their turn (SQLite).
-        statement = (
-            update(IntegrationRow)
-            .where(
-                IntegrationRow.id == integration_id,
-                IntegrationRow.entity_id == entity_id,
-                IntegrationRow.status == Status.ACTIVE.value,
-                or_(IntegrationRow.last_sync_at.is_(None), IntegrationRow.last_sync_at <= after),
-            )
-            .values(last_sync_at=at, updated_at=at)
-            .returning(IntegrationRow)
-        )
+        # wins; the others re-evaluate it against the new last_sync_at (PostgreSQL; MySQL's locking read waits
+        # for the lock and reads the committed row) or wait their turn (SQLite).
+        where = [
+            IntegrationRow.id == integration_id,
+            IntegrationRow.entity_id == entity_id,
+            IntegrationRow.status == Status.ACTIVE.value,
+            or_(IntegrationRow.last_sync_at.is_(None), IntegrationRow.last_sync_at <= after),
+        ]
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-            if row is None:
+            rows = update_returning(conn, IntegrationRow, where, {"last_sync_at": at, "updated_at": at})
+            if not rows:
                 return None
-            stored = to_integration(row)
+            stored = to_integration(rows[0])
             write_records(conn, events, stored, at)
         return stored
 
     def remove(self, integration_id: UUID, entity_id: str, events: Sequence[Record] = ()) -> bool:
-        statement = (
-            delete(IntegrationRow)
-            .where(IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id)
-            .returning(IntegrationRow)
-        )
+        where = [IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id]
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-            if row is not None:
-                write_records(conn, events, to_integration(row), self._clock.now())
-        return row is not None
+            rows = delete_returning(conn, IntegrationRow, where)
+            if rows:
+                write_records(conn, events, to_integration(rows[0]), self._clock.now())
+        return bool(rows)

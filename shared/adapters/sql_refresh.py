@@ -1,4 +1,4 @@
-"""Leases and fenced writes for refreshing (PostgreSQL and SQLite).
+"""Leases and fenced writes for refreshing (PostgreSQL, SQLite and MySQL: see sql_returning for the last).
 
 A lease (`lease_owner`, `lease_until`) is taken with a conditional UPDATE, so one worker across all instances
 refreshes an integration at a time. Lease times are the database's clock (`db_now`), never an instance's. Every
@@ -20,6 +20,7 @@ from shared.adapters.db_clock import db_now
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.orm import IntegrationRow as R
 from shared.adapters.sql_repositories import insert_outbox, load_integration, to_integration
+from shared.adapters.sql_returning import claim_returning, update_returning
 from shared.domain.events import expiring_soon, materialise
 from shared.domain.models import AuditEvent, Integration, Status
 from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE, Transitions, no_transitions
@@ -78,15 +79,10 @@ class SqlRefreshStore:
 
     def claim(self, integration_id: UUID, owner: str, lease: timedelta, now: datetime) -> Integration | None:
         """Take the lease on one integration; None when another worker holds it."""
-        statement = (
-            update(R)
-            .where(R.id == integration_id, _lease_free())
-            .values(lease_owner=owner, lease_until=db_now(lease.total_seconds()))
-            .returning(R)
-        )
+        leased = {"lease_owner": owner, "lease_until": db_now(lease.total_seconds())}
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-        return to_integration(row) if row else None
+            rows = update_returning(conn, R, [R.id == integration_id, _lease_free()], leased)
+        return to_integration(rows[0]) if rows else None
 
     def claim_due(
         self,
@@ -104,8 +100,9 @@ class SqlRefreshStore:
 
         Two claims, each an index scan in its own order under its LIMIT, rather than one over `expiry OR
         keep-alive`: PostgreSQL can read an OR only as a bitmap of every due row, sorted (at 1M rows a claim of 100
-        read 257,000 rows, 256 ms; `make bench-scale`). On PostgreSQL rows another job is claiming are skipped (FOR
-        UPDATE SKIP LOCKED), so two jobs at once never claim the same integration; SQLite runs one writer at a time.
+        read 257,000 rows, 256 ms; `make bench-scale`). On PostgreSQL and MySQL rows another job is claiming are skipped
+        (FOR UPDATE SKIP LOCKED), so two jobs at once never claim the same integration; SQLite runs one writer at a
+        time.
         """
         claimed: list[Integration] = []
         for due_at in (R.token_expires_at, R.keep_alive_at):
@@ -129,14 +126,10 @@ class SqlRefreshStore:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        statement = (
-            update(R)
-            .where(R.id.in_(due.scalar_subquery()), R.refresh_token_expires_at.is_not(None))
-            .values(expiry_warned_for=R.refresh_token_expires_at)
-            .returning(R)
-        )
+        warned_for = {"expiry_warned_for": R.refresh_token_expires_at}
         with self._engine.begin() as conn:
-            warned = [to_integration(row) for row in conn.execute(statement)]
+            rows = claim_returning(conn, R, due, [R.refresh_token_expires_at.is_not(None)], warned_for)
+            warned = [to_integration(row) for row in rows]
             insert_outbox(conn, [materialise(expiring_soon(integration), integration, now) for integration in warned])
         return len(warned)
 
@@ -159,14 +152,9 @@ class SqlRefreshStore:
         return self._claim_ids(pending, owner, lease)
 
     def _claim_ids(self, ids: Any, owner: str, lease: timedelta) -> list[Integration]:
-        statement = (
-            update(R)
-            .where(R.id.in_(ids.scalar_subquery()), _lease_free())
-            .values(lease_owner=owner, lease_until=db_now(lease.total_seconds()))
-            .returning(R)
-        )
+        leased = {"lease_owner": owner, "lease_until": db_now(lease.total_seconds())}
         with self._engine.begin() as conn:
-            return [to_integration(row) for row in conn.execute(statement)]
+            return [to_integration(row) for row in claim_returning(conn, R, ids, [_lease_free()], leased)]
 
     def get(self, integration_id: UUID) -> Integration | None:
         return load_integration(self._engine, integration_id)
@@ -201,18 +189,13 @@ class SqlRefreshStore:
             assignments |= {"lease_owner": None, "lease_until": None}
         else:
             assignments["lease_until"] = db_now(extend.total_seconds())
-        statement = (
-            update(R)
-            .where(R.id == integration_id, R.credential_version == expected_version, R.lease_owner == owner)
-            .values(**assignments)
-            .returning(R)
-        )
+        fence = [R.id == integration_id, R.credential_version == expected_version, R.lease_owner == owner]
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-            if row is None:
+            rows = update_returning(conn, R, fence, assignments)
+            if not rows:
                 self._release(conn, integration_id, owner)
                 return None
-            stored = to_integration(row)
+            stored = to_integration(rows[0])
             _events(conn, events, now)
             insert_outbox(conn, [materialise(spec, stored, now) for spec in transitions(stored)])
         return stored
@@ -222,24 +205,19 @@ class SqlRefreshStore:
     ) -> Integration | None:
         """The pending token is in the secret store as `version`: point the row at it, clear the pending copy and
         release the lease, if nothing changed since `integration` was read; None when fenced out."""
-        statement = (
-            update(R)
-            .where(
-                R.id == integration.id,
-                R.credential_version == integration.credential_version,
-                R.lease_owner == owner,
-                R.pending_secret_ciphertext == integration.pending_secret_ciphertext,
-            )
-            .values(**PINNED, secret_version=version, updated_at=now)
-            .returning(R)
-        )
+        fence = [
+            R.id == integration.id,
+            R.credential_version == integration.credential_version,
+            R.lease_owner == owner,
+            R.pending_secret_ciphertext == integration.pending_secret_ciphertext,
+        ]
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-            if row is None:
+            rows = update_returning(conn, R, fence, {**PINNED, "secret_version": version, "updated_at": now})
+            if not rows:
                 self._release(conn, integration.id, owner)
                 return None
             _events(conn, events, now)
-        return to_integration(row)
+        return to_integration(rows[0])
 
     def release(self, integration_id: UUID, owner: str) -> None:
         with self._engine.begin() as conn:

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.adapters.orm import AuditEventRow, EventRow, IntegrationRow, OAuthStateRow
+from shared.adapters.sql_returning import update_returning
 from shared.domain.events import EventSpec, OutboxEvent, materialise
 from shared.domain.models import AuditEvent, CredentialType, Integration, OAuthState, Status
 from shared.domain.ports import Clock, Record
@@ -113,19 +114,14 @@ class SqlIntegrationRepository:
             IntegrationRow.secret_ref.is_(None),
             IntegrationRow.secret_backend.is_not_distinct_from(integration.secret_backend),
         )
-        statement = (
-            update(IntegrationRow)
-            .where(*mine, same_backend)
-            .values(**values, updated_at=now, credential_version=IntegrationRow.credential_version + 1)
-            .returning(IntegrationRow)
-        )
+        values |= {"updated_at": now, "credential_version": IntegrationRow.credential_version + 1}
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-            if row is None and conn.execute(select(IntegrationRow.id).where(*mine)).first() is not None:
+            rows = update_returning(conn, IntegrationRow, [*mine, same_backend], values)
+            if not rows and conn.execute(select(IntegrationRow.id).where(*mine)).first() is not None:
                 raise SecretStoreUnavailable("the integration's secret was being moved to another backend: try again")
-            if row is None:
+            if not rows:
                 raise NotFound("integration not found", code="integration_not_found")
-            stored = to_integration(row)
+            stored = to_integration(rows[0])
             write_records(conn, events, stored, now)
         return stored
 
@@ -139,25 +135,20 @@ class SqlOAuthStateRepository:
             conn.execute(insert(OAuthStateRow).values(**dataclasses.asdict(state)))
 
     def consume(self, state_hash: str, binding_hash: str | None, now: datetime) -> OAuthState | None:
-        statement = (
-            update(OAuthStateRow)
-            .where(
-                OAuthStateRow.state_hash == state_hash,
-                OAuthStateRow.consumed_at.is_(None),
-                OAuthStateRow.expires_at > now,
-            )
-            .values(consumed_at=now)
-            .returning(OAuthStateRow)
-        )
+        where = [
+            OAuthStateRow.state_hash == state_hash,
+            OAuthStateRow.consumed_at.is_(None),
+            OAuthStateRow.expires_at > now,
+        ]
         if binding_hash is not None:
-            statement = statement.where(
+            where.append(
                 (OAuthStateRow.browser_binding_hash == binding_hash) | OAuthStateRow.browser_binding_hash.is_(None)
             )
         else:
-            statement = statement.where(OAuthStateRow.browser_binding_hash.is_(None))
+            where.append(OAuthStateRow.browser_binding_hash.is_(None))
         with self._engine.begin() as conn:
-            row = conn.execute(statement).one_or_none()
-        return OAuthState(**{name: getattr(row, name) for name in STATE_FIELDS}) if row else None
+            rows = update_returning(conn, OAuthStateRow, where, {"consumed_at": now})
+        return OAuthState(**{name: getattr(rows[0], name) for name in STATE_FIELDS}) if rows else None
 
     def why_refused(self, state_hash: str, binding_hash: str | None, now: datetime) -> str:
         with self._engine.connect() as conn:

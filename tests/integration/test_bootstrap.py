@@ -146,17 +146,23 @@ def test_cloud_sql_for_mysql_goes_through_the_connectors_pymysql_driver(mysql_se
     database = mysql_url.rsplit("/", 1)[1]
 
     class FakeConnector:
-        def connect(self, instance: str, driver: str, *, user: str, db: str) -> Any:
+        def connect(self, instance: str, driver: str, *, user: str, db: str, client_flag: int) -> Any:
             calls.append((instance, driver, user, db))
             return pymysql.connect(host=mysql_server.host, port=mysql_server.port, user=mysql_server.user,
-                                   password=mysql_server.password, database=db)  # fmt: skip
+                                   password=mysql_server.password, database=db, client_flag=client_flag)  # fmt: skip
 
     settings = load_settings(
         instance_connection_name="proj:region:inst", db_dialect="mysql", db_user="broker-sa", db_name=database
     )
     engine = build_engine(settings, connector_factory=FakeConnector)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         assert conn.execute(text("SELECT count(*) FROM entity_integrations")).scalar() == 0
+        assert conn.get_isolation_level() == "READ COMMITTED"
+        conn.execute(
+            text("INSERT INTO event_destinations (id, kind, target, updated_at) VALUES ('d', 'w', 't', NOW())")
+        )
+        same = conn.execute(text("UPDATE event_destinations SET target = 't' WHERE id = 'd'"))
+        assert same.rowcount == 1, "rowcount counts the rows matched (FOUND_ROWS), not only those changed"
     assert engine.dialect.name == "mysql"
     engine.dispose()
     assert calls == [("proj:region:inst", "pymysql", "broker-sa", database)]

@@ -82,7 +82,7 @@ def running_mariadb() -> Iterator[MysqlServer]:
             f"--log-error={log}",
             *settings,
             *run_as,
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
