@@ -95,6 +95,18 @@ def mysql_url(mysql_databases: MysqlDatabaseFactory) -> Iterator[str]:
 DIALECT_URLS = {"postgresql": "pg_url", "mysql": "mysql_url", "sqlite": "sqlite_url"}
 
 
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> str:
+    """The dialect behind `database_url`: PostgreSQL, unless the test is marked ALSO_ON_MYSQL."""
+    return str(getattr(request, "param", "postgresql"))
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, database: str) -> str:
+    """A fresh, migrated database for one test, on the dialect `database` names."""
+    return str(request.getfixturevalue(DIALECT_URLS[database]))
+
+
 @pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A migrated engine on each dialect: for code that is dialect sensitive."""

@@ -1,4 +1,4 @@
-"""One SecretStore per backend, each on its real server: the embedded vault on PostgreSQL and SQLite, Secret
+"""One SecretStore per backend, each on its real server: the embedded vault on PostgreSQL, MySQL and SQLite, Secret
 Manager (the local API server, gRPC and REST), OpenBao (a dev server) and AWS Secrets Manager (moto's server).
 The contract tests take `store` and run unchanged on every one of them."""
 
@@ -13,14 +13,14 @@ from shared.domain.envelope import Keyring, new_data_key
 from shared.domain.ports import SecretStore
 from tests.support.postgres import free_port
 
-BACKENDS = ["database-postgresql", "database-sqlite", "gcp-grpc", "gcp-rest", "openbao", "aws"]
+BACKENDS = ["database-postgresql", "database-mysql", "database-sqlite", "gcp-grpc", "gcp-rest", "openbao", "aws"]
 
 
 def database_store(url: str) -> Iterator[SecretStore]:
     from shared.adapters.db import engine_for_url
     from shared.adapters.db_secret_store import DatabaseSecretStore
 
-    engine = engine_for_url(url, pool_size=8) if url.startswith("postgresql") else engine_for_url(url)
+    engine = engine_for_url(url) if url.startswith("sqlite") else engine_for_url(url, pool_size=8)
     yield DatabaseSecretStore(engine, Keyring({1: new_data_key()}), SystemClock())
     engine.dispose()
 
@@ -54,7 +54,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(backend: str, request: pytest.FixtureRequest) -> Iterator[SecretStore]:
     if backend.startswith("database-"):
-        url = request.getfixturevalue("pg_url" if backend.endswith("postgresql") else "sqlite_url")
+        url = request.getfixturevalue({"postgresql": "pg_url", "mysql": "mysql_url"}.get(backend[9:], "sqlite_url"))
         yield from database_store(url)
     elif backend.startswith("gcp-"):
         server = request.getfixturevalue("secret_manager")
@@ -71,7 +71,9 @@ def store(backend: str, request: pytest.FixtureRequest) -> Iterator[SecretStore]
 def unreachable(backend: str) -> Iterator[SecretStore]:
     """The same backend's store pointed at a port nothing listens on (timeouts of 1 s)."""
     nowhere = f"127.0.0.1:{free_port()}"
-    if backend.startswith("database-"):
+    if backend == "database-mysql":
+        yield from database_store(f"mysql+pymysql://broker:x@{nowhere}/broker")
+    elif backend.startswith("database-"):
         yield from database_store(f"postgresql+pg8000://broker:x@{nowhere}/broker")
     elif backend == "gcp-grpc":
         yield from gcp_store(nowhere, timeout=1.0)

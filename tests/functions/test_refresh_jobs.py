@@ -2,7 +2,7 @@
 
 The provider is the project's own demo authorization server (rotating refresh tokens, a used one is rejected)
 served over HTTP in this process, so 500 grants can be minted directly; the jobs run in two functions-framework
-processes against one PostgreSQL database.
+processes against one PostgreSQL (or MySQL) database.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from shared.domain.clock import SystemClock
 from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoAuthServer
 from shared.local.demo_routes import demo_blueprint
 from tests.support.broker_env import DATA_KEY, in_process_broker
+from tests.support.mariadb import ALSO_ON_MYSQL
 from tests.support.postgres import free_port
 from tests.support.processes import serving_function
 from tests.support.seed import seed_integration
@@ -44,7 +45,10 @@ def demo_provider() -> Iterator[tuple[DemoAuthServer, str]]:
     http.shutdown()
 
 
-def test_two_jobs_at_once_refresh_each_integration_exactly_once(pg_url, demo_provider, tmp_path: Path, monkeypatch):
+@ALSO_ON_MYSQL
+def test_two_jobs_at_once_refresh_each_integration_exactly_once(
+    database_url, demo_provider, tmp_path: Path, monkeypatch
+):
     server, base = demo_provider
     providers = tmp_path / "providers.yaml"
     providers.write_text(
@@ -54,7 +58,7 @@ def test_two_jobs_at_once_refresh_each_integration_exactly_once(pg_url, demo_pro
         encoding="utf-8",
     )
     env = {
-        "DATABASE_URL": pg_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}",
+        "DATABASE_URL": database_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}",
         "PROVIDERS_FILE": str(providers), "REMOTE_DEMO_CLIENT_ID": DEMO_CLIENT_ID,
         "REMOTE_DEMO_CLIENT_SECRET": DEMO_CLIENT_SECRET, "REFRESH_CONCURRENCY": "8", "REFRESH_BATCH_SIZE": "25",
     }  # fmt: skip

@@ -1,5 +1,6 @@
-"""Fixtures for the refresh engine's tests: oidc-provider (strict rotation), a broker on PostgreSQL and the local
-Secret Manager API server (or a real OpenBao server, where a module sets `backend`)."""
+"""Fixtures for the refresh engine's tests: oidc-provider (strict rotation), a broker on PostgreSQL (and on MySQL
+for a test marked ALSO_ON_MYSQL) and the local Secret Manager API server (or a real OpenBao server, where a module
+sets `backend`)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ def backend() -> str:
 
 
 @pytest.fixture
-def env(pg_url, secret_manager, provider, tmp_path, backend, request) -> dict[str, str]:
+def env(database_url, secret_manager, provider, tmp_path, backend, request) -> dict[str, str]:
     provider.reset()
     secret_manager.clear_failures()
-    environment = broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer))
+    environment = broker_env(database_url, secret_manager, provider_file(tmp_path, provider.issuer))
     if backend == "openbao":
         bao = request.getfixturevalue("openbao")
         environment |= {"SECRET_BACKEND": "openbao", "OPENBAO_ADDR": bao.addr, "OPENBAO_TOKEN": bao.root_token}

@@ -1,4 +1,5 @@
-"""Dispatchers running at once on PostgreSQL (FOR UPDATE SKIP LOCKED and leases) never send one event twice."""
+"""Dispatchers running at once on PostgreSQL and MySQL (FOR UPDATE SKIP LOCKED and leases) never send one event
+twice."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared.domain.models import CredentialType, Integration, Status
 from shared.domain.webhooks import parse_secret
 from shared.services.dispatcher import Dispatcher
 from tests.support.events import SECRET, deliveries
+from tests.support.mariadb import ALSO_ON_MYSQL
 from tests.support.webhook_receiver import running_receiver
 
 EVENTS = 1000
@@ -35,8 +37,9 @@ def pending_events(engine, count: int) -> None:
         insert_outbox(conn, events)
 
 
-def test_two_dispatchers_over_a_thousand_pending_events_deliver_each_exactly_once(pg_url):
-    engines = [engine_for_url(pg_url, pool_size=10) for _ in range(2)]
+@ALSO_ON_MYSQL
+def test_two_dispatchers_over_a_thousand_pending_events_deliver_each_exactly_once(database_url):
+    engines = [engine_for_url(database_url, pool_size=10) for _ in range(2)]
     pending_events(engines[0], EVENTS)
     results: list[dict[str, int]] = []
     with running_receiver(SECRET) as receiver:
@@ -61,7 +64,7 @@ def test_two_dispatchers_over_a_thousand_pending_events_deliver_each_exactly_onc
     assert sum(r["delivered"] for r in results) == EVENTS
     assert all(r["delivered"] > 0 for r in results), f"both dispatchers worked: {results}"
     assert sum(r["fanned_out"] for r in results) == EVENTS, "each event was fanned out once"
-    check = engine_for_url(pg_url)
+    check = engine_for_url(database_url)
     rows = deliveries(check)
     check.dispose()
     assert len(rows) == EVENTS

@@ -18,6 +18,7 @@ from shared.domain.clock import FixedClock
 from shared.services.refresh_job import run_refresh_job
 from tests.support.broker_env import connect, in_process_broker
 from tests.support.engine import current, lapse_lease, pinned_refresh_token, reconnect, refresh_grants
+from tests.support.mariadb import ALSO_ON_MYSQL
 
 
 def no_grant_revoked(provider) -> None:
@@ -98,6 +99,7 @@ class SlowFirstWrite:
         return getattr(self._store, name)
 
 
+@ALSO_ON_MYSQL
 def test_a_lease_that_lapses_during_a_slow_secret_write_loses_no_grant(env, provider, monkeypatch):
     env = {**env, "PROVIDER_TIMEOUT": "2", "REFRESH_LEASE": "12"}  # the documented minimum: timeout + 10 s
     with in_process_broker(env, monkeypatch) as other:
@@ -120,6 +122,7 @@ def test_a_lease_that_lapses_during_a_slow_secret_write_loses_no_grant(env, prov
     no_grant_revoked(provider)
 
 
+@ALSO_ON_MYSQL
 def test_a_lease_is_judged_by_the_database_clock_not_an_instances(app, provider):
     integration_id = UUID(connect(app, provider))
     holder = app.refresh_store.claim(integration_id, "worker-a", timedelta(seconds=60), datetime.now(UTC))
@@ -132,6 +135,7 @@ def test_a_lease_is_judged_by_the_database_clock_not_an_instances(app, provider)
     assert claimed.lease_until > datetime.now(UTC) + timedelta(seconds=50)
 
 
+@ALSO_ON_MYSQL
 def test_recovery_after_a_crash_does_not_trust_a_lagging_listing(app, provider, env, secret_manager):
     integration_id = connect(app, provider)
     killed = subprocess.run(

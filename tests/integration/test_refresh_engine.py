@@ -22,6 +22,7 @@ from shared.errors import Conflict, DependencyUnavailable
 from shared.services.refresh import Lease
 from tests.support.broker_env import connect, in_process_broker
 from tests.support.engine import expire, refresh_grants
+from tests.support.mariadb import ALSO_ON_MYSQL
 
 
 @pytest.fixture(params=["gcp", "openbao"])
@@ -29,6 +30,7 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@ALSO_ON_MYSQL
 def test_a_rotating_refresh_writes_one_version_and_destroys_the_old(app, provider, secret_manager, backend):
     integration_id = UUID(connect(app, provider))
     before = app.refresh_store.get(integration_id)
@@ -63,6 +65,7 @@ def test_fetch_refreshes_an_expired_token_and_serves_a_valid_one_from_memory(app
     assert "refresh_token" not in fresh
 
 
+@ALSO_ON_MYSQL
 @pytest.mark.parametrize("step", ["after_row_update", "after_secret_write", "after_pin"])
 def test_a_worker_killed_after_a_step_loses_nothing(app, provider, env, step):
     integration_id = connect(app, provider)
@@ -80,6 +83,7 @@ def test_a_worker_killed_after_a_step_loses_nothing(app, provider, env, step):
     assert app.secret_store.enabled_versions(row.secret_ref) == [row.secret_version]
 
 
+@ALSO_ON_MYSQL
 def test_a_worker_killed_between_the_provider_and_the_secret_write_is_detected_not_silent(app, provider, env):
     integration_id = connect(app, provider)
     subprocess.run(
@@ -163,6 +167,7 @@ def test_the_refresh_token_never_leaves(app, provider, caplog):
     assert dataclasses.asdict(row)["access_token_ciphertext"] is not None
 
 
+@ALSO_ON_MYSQL
 def test_one_broken_integration_does_not_stop_the_job(app, provider):
     from shared.services.refresh_job import run_refresh_job
 
@@ -178,6 +183,7 @@ def test_one_broken_integration_does_not_stop_the_job(app, provider):
     assert app.refresh_store.get(broken).lease_owner is None
 
 
+@ALSO_ON_MYSQL
 def test_an_integration_deleted_during_its_refresh_leaves_no_secret(app, provider):
     integration_id = UUID(connect(app, provider))
     row = app.refresh_store.get(integration_id)

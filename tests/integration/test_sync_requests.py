@@ -18,6 +18,7 @@ from shared.domain.clock import FixedClock
 from shared.errors import BrokerError
 from shared.services.integrations import NewStaticIntegration
 from tests.support.broker_env import DATA_KEY
+from tests.support.mariadb import ALSO_ON_MYSQL
 
 KEY = "sk-live-abcdefghijklmnopqrstuvwxyz012345"
 CALLERS = 8
@@ -25,8 +26,12 @@ ROUNDS = 5
 
 
 @pytest.fixture
-def app(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
-    for name, value in {"DATABASE_URL": pg_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}"}.items():
+def app(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "SECRET_BACKEND": "database",
+        "DATA_KEYS": f"1:{DATA_KEY}",
+    }.items():
         monkeypatch.setenv(name, value)
     built = Container(load_settings(db_pool_size=CALLERS))
     yield built
@@ -48,6 +53,7 @@ def _race(app: Container, integration_id: Any) -> list[str]:
         return sorted(pool.map(sync, range(CALLERS)))
 
 
+@ALSO_ON_MYSQL
 def test_concurrent_sync_requests_accept_exactly_one(app):
     for _ in range(ROUNDS):
         created = app.integration_service.create("racer", NewStaticIntegration("openai", {"api_key": KEY}))

@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.postgres import free_port
 
 USER, PASSWORD = "broker", "broker-test-password"
+# For a dialect-sensitive test that takes `database_url` (or the integration tier's `app`/`env`): run it on
+# PostgreSQL and on MySQL (MariaDB).
+ALSO_ON_MYSQL = pytest.mark.parametrize("database", ["postgresql", "mysql"], indirect=True)
 
 
 def find_mariadbd() -> str:
