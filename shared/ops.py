@@ -124,13 +124,17 @@ APP_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 def grant_app_privileges(engine: Engine, users: Iterable[str]) -> list[str]:
     """Let each database user read and write the broker's tables (no DDL), now and for tables added later.
 
-    Run by the schema owner (the migration job's user) after migrating. PostgreSQL only; idempotent.
-    Returns the users granted.
+    Run by the schema owner (the migration job's user) after migrating; idempotent. On MySQL the grant is on the
+    database (`'user'@'%'`, as Cloud SQL names IAM users), which covers later tables too, and alembic_version
+    with them: MySQL cannot take one table out of a database-wide grant. SQLite has no users. Returns the users
+    granted.
     """
     roles = list(dict.fromkeys(users))
     for role in roles:
         if not _DB_ROLE.fullmatch(role):
             raise ConfigurationError(f"--grant-to: {role!r} is not a database user name (e.g. sa@project.iam)")
+    if engine.dialect.name == "mysql" and roles:
+        return _grant_on_mysql(engine, roles)
     if engine.dialect.name != "postgresql" or not roles:
         return []
     quote = engine.dialect.identifier_preparer.quote
@@ -147,3 +151,11 @@ def grant_app_privileges(engine: Engine, users: Iterable[str]) -> list[str]:
                 text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {grantee}")
             )
     return roles
+
+
+def _grant_on_mysql(engine: Engine, users: list[str]) -> list[str]:
+    with engine.begin() as conn:
+        database = engine.dialect.identifier_preparer.quote(str(conn.execute(text("SELECT DATABASE()")).scalar_one()))
+        for user in users:  # the name matched _DB_ROLE: no quote can be in it
+            conn.execute(text(f"GRANT {APP_PRIVILEGES} ON {database}.* TO '{user}'@'%'"))
+    return users

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from shared.adapters.db import engine_for_url
 from shared.errors import ConfigurationError
@@ -103,3 +105,31 @@ def test_broker_migrate_grants_to_the_named_users(pg_engine, pg_url, function_us
     assert done.returncode == 0, done.stderr
     assert f"granted the application's privileges to {function_user}" in done.stdout
     assert privilege(pg_engine, function_user, "entity_integrations", "INSERT")
+
+
+def test_on_mysql_function_users_read_and_write_the_database_but_change_no_schema(mysql_url):
+    owner = engine_for_url(mysql_url)
+    name, password = f"fn-{uuid.uuid4().hex[:8]}", "fn-test-password"  # Cloud SQL's IAM users are 'name'@'%'
+    with owner.begin() as conn:
+        conn.execute(text(f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'"))
+    as_function = engine_for_url(make_url(mysql_url).set(username=name, password=password).render_as_string(False))
+    try:
+        assert grant_app_privileges(owner, [name, name]) == [name]
+        grant_app_privileges(owner, [name])  # again: harmless
+        with as_function.begin() as conn:
+            conn.execute(
+                text("INSERT INTO event_destinations (id, kind, target, updated_at) VALUES ('d', 'w', 't', NOW())")
+            )
+            conn.execute(text("UPDATE event_destinations SET target = 'u' WHERE id = 'd'"))
+            conn.execute(text("DELETE FROM event_destinations WHERE id = 'd'"))
+        with pytest.raises(DBAPIError, match="denied"), as_function.begin() as conn:
+            conn.execute(text("CREATE TABLE added_later (id integer PRIMARY KEY)"))
+        with owner.begin() as conn:  # a table a later migration adds is covered: the grant is on the database
+            conn.execute(text("CREATE TABLE added_later (id integer PRIMARY KEY)"))
+        with as_function.begin() as conn:
+            conn.execute(text("INSERT INTO added_later (id) VALUES (1)"))
+    finally:
+        as_function.dispose()
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP USER '{name}'@'%'"))
+        owner.dispose()

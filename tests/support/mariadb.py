@@ -95,7 +95,7 @@ def running_mariadb() -> Iterator[MysqlServer]:
         setup = pymysql.connect(unix_socket=sock, user="root", autocommit=True)
         with setup.cursor() as cur:
             cur.execute(f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
-            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'127.0.0.1'")
+            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'127.0.0.1' WITH GRANT OPTION")
         setup.close()
         yield MysqlServer("127.0.0.1", port, USER, PASSWORD)
     finally:
