@@ -32,11 +32,12 @@ def provider() -> Iterator[OidcProvider]:
 
 
 @pytest.fixture
-def env(pg_url, secret_manager, provider, tmp_path) -> dict[str, str]:
-    """The embedded defaults on PostgreSQL: master secrets in the embedded vault (SECRET_BACKEND=database)."""
+def env(database_url, secret_manager, provider, tmp_path) -> dict[str, str]:
+    """The embedded defaults on PostgreSQL (or MySQL, marked ALSO_ON_MYSQL): master secrets in the embedded vault
+    (SECRET_BACKEND=database)."""
     provider.reset()
     secret_manager.clear_failures()
-    environment = broker_env(pg_url, secret_manager, provider_file(tmp_path, provider.issuer))
+    environment = broker_env(database_url, secret_manager, provider_file(tmp_path, provider.issuer))
     return {**environment, "SECRET_BACKEND": "database", "LOCAL_DATA_DIR": str(tmp_path)}
 
 

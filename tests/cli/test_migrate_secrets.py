@@ -20,6 +20,7 @@ from shared.config import load_settings
 from shared.services.integrations import NewStaticIntegration
 from tests.support.broker_env import connect
 from tests.support.engine import current, pinned_refresh_token, refresh_grants, set_row
+from tests.support.mariadb import ALSO_ON_MYSQL
 
 API_KEY = "sk-test-0123456789abcdefghij"
 
@@ -49,6 +50,7 @@ def _everything_works(app: Container, oauth: list[str], static: str) -> None:
     assert app.token_service.fetch(UUID(static), "test")["credentials"] == {"api_key": API_KEY}
 
 
+@ALSO_ON_MYSQL
 def test_database_to_gcp_interrupted_and_resumed_then_back(app, provider, broker, monkeypatch, env):
     oauth = [connect(app, provider, entity=f"entity-{i}") for i in range(4)]
     static = str(app.integration_service.create("entity-s", NewStaticIntegration("openai", {"api_key": API_KEY})).id)

@@ -25,6 +25,7 @@ from shared.services.connect import StartRequest
 from shared.services.refresh_job import run_refresh_job
 from tests.support.broker_env import BASE, DATA_KEY, connect
 from tests.support.engine import expire, pinned_refresh_token, refresh_grants, set_row
+from tests.support.mariadb import ALSO_ON_MYSQL
 
 NEW_KEY = base64.b64encode(b"n" * 32).decode()
 BOTH = f"1:{DATA_KEY},2:{NEW_KEY}"
@@ -70,6 +71,7 @@ def _served_with_the_new_key_only(monkeypatch, ids: list[str]) -> Container:
     return new
 
 
+@ALSO_ON_MYSQL
 def test_check_then_rotate_then_retire_the_old_key(app, provider, broker, monkeypatch):
     ids = [connect(app, provider, entity=f"entity-{i}") for i in range(3)]
     _pending(app, ids[0])
@@ -97,6 +99,7 @@ def test_check_then_rotate_then_retire_the_old_key(app, provider, broker, monkey
     assert refresh_grants(provider)["errors"] == {}
 
 
+@ALSO_ON_MYSQL
 def test_a_rotation_killed_halfway_is_finished_by_the_next_run(app, provider, broker, monkeypatch, env):
     ids = [connect(app, provider, entity=f"entity-{i}") for i in range(5)]
     monkeypatch.setenv("DATA_KEYS", BOTH)

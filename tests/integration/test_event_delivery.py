@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from shared.adapters.sql_event_admin import SqlEventAdmin
 from shared.adapters.sql_events import SqlEventStore
 from shared.adapters.webhook_sink import WebhookSink
 from shared.domain.clock import FixedClock
+from shared.domain.event_ports import EventSelection
 from shared.domain.webhooks import parse_secret
 from shared.services.dispatcher import Dispatcher
-from tests.support.events import ROTATED, SECRET, attempts, connect_row, deliveries
+from tests.support.events import ROTATED, SECRET, attempts, connect_row, deliveries, events
 from tests.support.webhook_receiver import running_receiver
 
 WINDOW = timedelta(hours=24)
@@ -160,3 +162,15 @@ def test_an_unreachable_endpoint_is_retried_and_its_breaker_spares_it_while_anot
     tried_after = len([a for a in attempts(db_engine) if a.outcome == "failed"])
     assert tried_after - tried_before <= 1, "an open breaker sends only one probe, however much is due"
     assert uuid.UUID(alive.ids()[0]).version == 7
+
+
+def test_a_dead_delivery_replayed_is_pending_again_and_only_the_selected_event(db_engine, clock):
+    with running_receiver(SECRET) as receiver:
+        receiver.answer(410, 410)
+        chosen, other = connect_row(db_engine, clock), connect_row(db_engine, clock)
+        assert dispatcher(db_engine, clock, receiver.url).run(5)["dead"] == 2
+    admin = SqlEventAdmin(db_engine)
+    assert admin.replay(EventSelection(integration_id=chosen.id), WINDOW, clock.now()) == (1, 1)
+    (chosen_event,), (other_event,) = events(db_engine, chosen.id), events(db_engine, other.id)
+    states = {row.event_seq: (row.status, row.attempts) for row in deliveries(db_engine)}
+    assert states == {chosen_event.seq: ("pending", 0), other_event.seq: ("dead", 1)}
