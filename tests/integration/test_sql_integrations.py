@@ -1,8 +1,9 @@
-"""SqlIntegrationAdmin on PostgreSQL and SQLite: entity-scoped pages on (created_at, id), conditional and fenced
-updates, removal."""
+"""SqlIntegrationAdmin on PostgreSQL, MySQL and SQLite: entity-scoped pages on (created_at, id), conditional and
+fenced updates, removal; and the handshake state's single-use consume."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -11,9 +12,9 @@ from sqlalchemy import select
 
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.sql_integrations import SqlIntegrationAdmin
-from shared.adapters.sql_repositories import SqlIntegrationRepository
+from shared.adapters.sql_repositories import SqlIntegrationRepository, SqlOAuthStateRepository
 from shared.domain.clock import FixedClock
-from shared.domain.models import AuditEvent, CredentialType, Integration, Status
+from shared.domain.models import AuditEvent, CredentialType, Integration, OAuthState, Status
 from shared.domain.pagination import Cursor
 
 
@@ -80,3 +81,19 @@ def test_remove_is_scoped_and_writes_its_event_only_when_it_removed(db_engine, c
     assert repo.get(target) is None
     with db_engine.connect() as conn:
         assert conn.execute(select(AuditEventRow.integration_id)).scalars().all() == [target]
+
+
+def test_a_state_is_consumed_once_even_by_racing_callbacks(db_engine, clock):
+    states = SqlOAuthStateRepository(db_engine)
+    now = clock.now()
+    state = OAuthState(uuid4(), "h" * 64, "e1", "google", now, now + timedelta(minutes=10), "https://app.example/",
+                       ["openid"], browser_binding_hash="b" * 64)  # fmt: skip
+    states.add(state)
+    assert states.consume(state.state_hash, "x" * 64, now) is None, "another browser's binding"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        won = [s for s in pool.map(lambda _: states.consume(state.state_hash, "b" * 64, now), range(8)) if s]
+    assert [(s.id, s.entity_id, s.requested_scopes, s.consumed_at) for s in won] == [(state.id, "e1", ["openid"], now)]
+    assert states.why_refused(state.state_hash, "b" * 64, now) == "used"
+    late = OAuthState(uuid4(), "l" * 64, "e1", "google", now, now + timedelta(minutes=10), "https://app.example/")
+    states.add(late)
+    assert states.consume(late.state_hash, None, now + timedelta(minutes=11)) is None, "expired"
