@@ -15,7 +15,7 @@ from sqlalchemy import Float, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from shared.adapters.orm import UTCDateTime
+from shared.adapters.sql_types import UTCDateTime
 
 
 class db_now(FunctionElement[Any]):

@@ -7,17 +7,14 @@ the wrapper stands for the table in `select`, `insert`, `update`, `delete` and `
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -26,50 +23,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
-    Uuid,
     text,
     true,
 )
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.adapters.sql_types import AutoId, JsonDoc, PortableUuid, UTCDateTime
 from shared.domain.models import CredentialType, Status
-
-NAIVE_DIALECTS = ("sqlite", "mysql")  # their time types keep no zone: the broker writes UTC there
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """timestamptz on PostgreSQL; on SQLite (which drops tzinfo) and MySQL (DATETIME(6): no zone, to the
-    microsecond) stored as UTC and read back as aware UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "mysql":
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(self.impl)
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; the broker stores timezone-aware UTC only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name in NAIVE_DIALECTS else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-JsonDoc = JSON().with_variant(JSONB(), "postgresql")
-# On MySQL CHAR(32) hex (MySQL has no UUID type; MariaDB's own sorts unlike the bytes, as PostgreSQL's does not).
-PortableUuid = Uuid().with_variant(Uuid(native_uuid=False), "mysql")
-AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
