@@ -72,7 +72,7 @@ def running_mariadb() -> Iterator[MysqlServer]:
                "--skip-test-db", "--skip-name-resolve", *run_as]  # fmt: skip
     subprocess.run(install, check=True, capture_output=True)
     port = free_port()
-    settings = ["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-name-resolve",
+    settings = ["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--skip-name-resolve",
                 "--innodb-buffer-pool-size=64M", "--performance-schema=OFF", "--max-connections=300"]  # fmt: skip
     log = os.path.join(root, "server.log")
     proc = subprocess.Popen(
