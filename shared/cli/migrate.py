@@ -17,7 +17,7 @@ def register(commands: Any) -> None:
     parser.add_argument("revision", nargs="?", default=None, help="with `down`: the revision to go back to")
     parser.add_argument(
         "--grant-to", action="append", default=[], metavar="DB_USER",
-        help="after `up`: let this database user read and write the tables (repeat; PostgreSQL)",
+        help="after `up`: let this database user read and write the tables (repeat; PostgreSQL or MySQL)",
     )  # fmt: skip
     parser.add_argument(
         "--connect-timeout", type=float, default=0, metavar="SECONDS",
