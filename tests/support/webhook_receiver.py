@@ -82,6 +82,9 @@ def running_receiver(secret: str, path: str = "/hooks") -> Iterator[Receiver]:
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
+        # socketserver's default backlog is 5: two dispatchers' 16 connections at once on a busy machine overflowed
+        # it (the kernel logged SYN flooding), and a connection that then timed out became a retry past the run.
+        request_queue_size = 128
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             pass  # a client closing its kept-alive connection is not a test failure
