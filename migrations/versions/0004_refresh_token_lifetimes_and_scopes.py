@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 revision = "0004"
 down_revision = "0003"
@@ -26,15 +26,21 @@ depends_on = None
 JSON_DOC = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 KEEP_ALIVE = sa.text("status = 'active' AND keep_alive_at IS NOT NULL")
 ENDING = sa.text("status = 'active' AND refresh_token_expires_at IS NOT NULL")
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
+
+
+def empty_json_default() -> sa.TextClause:
+    """MySQL 8 takes a JSON column's default only as an expression, in parentheses (MariaDB takes either)."""
+    return sa.text("('{}')") if op.get_bind().dialect.name == "mysql" else sa.text("'{}'")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("entity_integrations") as batch:
-        batch.add_column(sa.Column("refresh_token_expires_at", sa.DateTime(timezone=True)))
-        batch.add_column(sa.Column("keep_alive_at", sa.DateTime(timezone=True)))
-        batch.add_column(sa.Column("expiry_warned_for", sa.DateTime(timezone=True)))
+        batch.add_column(sa.Column("refresh_token_expires_at", TIMESTAMP))
+        batch.add_column(sa.Column("keep_alive_at", TIMESTAMP))
+        batch.add_column(sa.Column("expiry_warned_for", TIMESTAMP))
         batch.add_column(sa.Column("scopes_known", sa.Boolean(), server_default=sa.true(), nullable=False))
-        batch.add_column(sa.Column("provider_metadata", JSON_DOC, server_default=sa.text("'{}'"), nullable=False))
+        batch.add_column(sa.Column("provider_metadata", JSON_DOC, server_default=empty_json_default(), nullable=False))
     op.create_index(
         "ix_entity_integrations_keep_alive", "entity_integrations", ["keep_alive_at"],
         postgresql_where=KEEP_ALIVE, sqlite_where=KEEP_ALIVE,

@@ -147,3 +147,25 @@ def test_a_shards_claim_uses_the_provider_expiry_index_on_postgres(pg_url: str) 
     text = "\n".join(r[0] for r in plan)
     assert "Index Scan using ix_entity_integrations_provider_expiring" in text, text
     assert "Sort" not in text, text
+
+
+def test_on_mysql_every_time_keeps_microseconds_and_every_table_compares_text_exactly(mysql_url: str) -> None:
+    """What the ORM comparison cannot see (Alembic does not compare DATETIME's precision or a table's collation):
+    every migration's time columns are DATETIME(6), every table binary and no-pad."""
+    engine = engine_for_url(mysql_url)
+    with engine.connect() as conn:
+        coarse = conn.exec_driver_sql(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+            "AND data_type IN ('datetime', 'timestamp') AND datetime_precision <> 6"
+        ).all()
+        collations = (
+            conn.exec_driver_sql(
+                "SELECT DISTINCT table_collation FROM information_schema.tables WHERE table_schema = DATABASE() "
+                "AND table_name <> 'alembic_version'"
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert coarse == []
+    assert set(collations) <= {"utf8mb4_nopad_bin", "utf8mb4_0900_bin"}, collations
