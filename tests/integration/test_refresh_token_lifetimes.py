@@ -15,20 +15,21 @@ from shared.services.refresh_job import run_refresh_job
 from tests.support.broker_env import broker_env, connect, in_process_broker, provider_file
 from tests.support.engine import current
 from tests.support.events import events
+from tests.support.mariadb import ALSO_ON_MYSQL
 
 IDLE = 90 * 86400
 ENDING = 30 * 86400
 
 
 @pytest.fixture
-def clocked(pg_url, secret_manager, provider, tmp_path, monkeypatch):
+def clocked(database_url, secret_manager, provider, tmp_path, monkeypatch):
     provider.reset()
     extra = {
         "idle-test": f"    scopes: [openid, email]\n    refresh_token_idle_lifetime: {IDLE}\n",
         "ending-test": f"    scopes: [openid, email]\n    refresh_token_absolute_lifetime: {ENDING}\n",
     }
     env = broker_env(
-        pg_url, secret_manager, provider_file(tmp_path, provider.issuer, extra=extra),
+        database_url, secret_manager, provider_file(tmp_path, provider.issuer, extra=extra),
         clients_for=("oidc-test", "idle-test", "ending-test"),
     )  # fmt: skip
     clock = FixedClock(datetime.now(UTC))
@@ -42,6 +43,7 @@ def _long_lived_access_token(app, integration_id: UUID, until: datetime) -> None
         conn.execute(update(IntegrationRow).where(IntegrationRow.id == integration_id).values(token_expires_at=until))
 
 
+@ALSO_ON_MYSQL
 def test_an_idle_refresh_token_is_refreshed_by_the_job_before_its_window_ends(clocked, provider):
     app, clock = clocked
     connected_at = clock.now()
@@ -62,6 +64,7 @@ def test_an_idle_refresh_token_is_refreshed_by_the_job_before_its_window_ends(cl
     assert provider.stats()["token"]["refresh_token"]["success"] == 1
 
 
+@ALSO_ON_MYSQL
 def test_a_refresh_token_end_is_stored_and_announced_once_before_it(clocked, provider):
     app, clock = clocked
     connected_at = clock.now()
