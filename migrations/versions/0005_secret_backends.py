@@ -14,13 +14,27 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
+
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
+
+
+def mysql_options() -> dict[str, Any]:
+    """On MySQL, text compares byte for byte, trailing spaces included (as in 0001). Nothing elsewhere."""
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    return {"mysql_charset": "utf8mb4", "mysql_collate": collation}
 
 
 def upgrade() -> None:
@@ -31,9 +45,10 @@ def upgrade() -> None:
         sa.Column("source", sa.String(255), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("ciphertext", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("source", "version", name=op.f("pk_wrapped_data_keys")),
         sa.CheckConstraint("version >= 1", name=op.f("ck_wrapped_data_keys_version")),
+        **mysql_options(),
     )
 
 
