@@ -8,7 +8,6 @@
 
 const MESSAGE = "broker:connect";
 const FLOW_STARTED = "broker:flow";
-const POPUP_NAME = "broker-connect";
 const POPUP_FEATURES = "popup,width=520,height=720";
 const POLL_WAIT = 10; // seconds a status read may be held by the broker
 const CLOSED_CHECK_MS = 500;
@@ -169,7 +168,8 @@ function follow(options, win, popup, initialFlowId, anyFlow = false) {
 
 function openPopup(win, url) {
   try {
-    return win.open(url, POPUP_NAME, POPUP_FEATURES);
+    // A fresh name each time: reusing a named window whose opener was severed would be a navigation it refuses.
+    return win.open(url, `broker-connect-${Date.now()}`, POPUP_FEATURES);
   } catch {
     return null;
   }
