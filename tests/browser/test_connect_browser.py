@@ -1,6 +1,7 @@
-"""The connect experience in a real browser: Debian's Chromium driven by playwright-core (tests/browser/run.mjs), against
-`broker serve` on PostgreSQL with the demo provider and oidc-provider, the product page on another origin and a page
-on an origin the broker does not allow. Screenshots of every page state go to `.test-output/browser/` (git-ignored).
+"""The connect experience in a real browser: Debian's Chromium driven by playwright-core (tests/browser/run.mjs),
+against `broker serve` on PostgreSQL with the demo provider and oidc-provider, the product page on another origin
+and a page on an origin the broker does not allow. Screenshots of every page state go to `.test-output/browser/`
+(git-ignored).
 
 One Node process runs every scenario in order (one browser start on a loaded machine); each test reads its result.
 """
@@ -96,8 +97,9 @@ def results(
         with serving(["shared.cli", "serve"], env, port=port):
             sessions = {entity: _mint(broker, product, entity) for entity in ("a", "b", "expired")}
             with engine.begin() as conn:
-                conn.execute(update(ConnectSessionRow).where(ConnectSessionRow.token_hash == digest(sessions["expired"]))
-                             .values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))  # fmt: skip
+                expired = ConnectSessionRow.token_hash == digest(sessions["expired"])
+                past = datetime.now(UTC) - timedelta(minutes=1)
+                conn.execute(update(ConnectSessionRow).where(expired).values(expires_at=past))
             config = {
                 "broker": broker, "product": product, "evil": evil, "apiKey": KEY, "sessions": sessions,
                 "outDir": str(OUTPUT), "chromium": CHROMIUM,
@@ -121,6 +123,10 @@ def _mint(broker: str, origin: str, entity: str) -> str:
                            json={"entity_id": f"entity-{entity}", "allowed_origin": origin})  # fmt: skip
     assert minted.status_code == 201, minted.text
     return str(minted.json()["token"])
+
+
+def _connect_messages(found: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in found["messages"] if isinstance(m["data"], dict) and m["data"].get("type") == "broker:connect"]
 
 
 def _ok(results: dict[str, Any], scenario: str) -> dict[str, Any]:
@@ -225,7 +231,7 @@ def test_the_connect_page_has_no_serious_accessibility_violations_and_works_by_k
     found = _ok(results, "accessibility")
     serious = {page: [v for v in found_ if v["impact"] in ("serious", "critical")]
                for page, found_ in found["violations"].items()}  # fmt: skip
-    assert serious == dict.fromkeys(found["violations"], []), serious
+    assert serious == {page: [] for page in found["violations"]}, serious
     assert len(found["violations"]) == 4
     assert found["keyboard"].startswith("provider:"), found["keyboard"]
 
