@@ -290,10 +290,9 @@ class Settings(BaseModel):
 
     @property
     def connect_origins(self) -> list[str]:
-        """Where connect sessions may post their result: ALLOWED_ORIGINS; in development also the broker's own
-        origin, so `make run`'s sample page works without settings."""
-        own = [] if self.is_production else [self.base_url.rstrip("/")]
-        return list(dict.fromkeys([*self.allowed_origins, *own]))
+        """Where connect sessions may post their result: ALLOWED_ORIGINS and the broker's own origin (its own pages:
+        `make run`'s sample page, `broker oauth init`)."""
+        return list(dict.fromkeys([*self.allowed_origins, self.base_url.rstrip("/")]))
 
     def model_post_init(self, context: object, /) -> None:
         self._clients.update(read_clients(os.environ))
