@@ -13,8 +13,11 @@ from typing import Any
 
 import flask
 import jinja2
+from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
 
 from shared.domain.models import ConnectSession, Integration
+from shared.services.connect_endings import Ending
 from shared.services.integrations import ProviderInfo
 
 STATUS_TEXT = {
@@ -93,6 +96,22 @@ def result_page(base: str, message: dict[str, str], origin: str) -> flask.Respon
     detail = message.get("error_description") if tone == "error" else None
     return render("message.html", 200, csp, base=base, title=title, text=text, tone=tone, detail=detail,
                   result=result, script=script)  # fmt: skip
+
+
+REFUSED_PAGE = "<!doctype html><title>Connection failed</title><h1>Connection failed</h1><p>{}</p>"
+
+
+def refused_page(message: str, code: str) -> flask.Response:
+    """The callback's plain 400 for a state that does not hold (unknown, used, expired, another browser)."""
+    page = flask.Response(REFUSED_PAGE.format(escape(message)), 400, mimetype="text/html")
+    page.headers["X-Error-Code"] = code
+    return page
+
+
+def ending_response(base: str, ending: Ending) -> BaseResponse:
+    if ending.message is not None and ending.origin is not None:
+        return result_page(base, ending.message, ending.origin)
+    return flask.redirect(ending.location, 302)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Connect page and the JS SDK authenticate with it, and read how their flow ended.
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import secrets
 import time
@@ -97,14 +98,15 @@ class ConnectSessions:
     def flow_status(self, entity_id: str, flow_id: UUID, wait: float = 0.0) -> dict[str, Any]:
         """`{"status": pending | connected | failed | expired, "integration_id"?, "error"?}` for the entity's flow,
         waiting up to `wait` seconds (at most MAX_WAIT) while it is pending."""
-        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+        polls = math.ceil(min(max(wait, 0.0), MAX_WAIT) / POLL_INTERVAL)  # counted: the sleep is injected
         while True:
             record = self.flows.flow(flow_id, entity_id)
             if record is None:
                 raise FlowNotFound("no connect flow with this id")
             view = flow_view(record, self.clock.now())
-            if view["status"] != "pending" or time.monotonic() >= deadline:
+            if view["status"] != "pending" or polls <= 0:
                 return view
+            polls -= 1
             self.sleep(POLL_INTERVAL)
 
 
