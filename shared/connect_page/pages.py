@@ -156,7 +156,9 @@ def connect_page(
         for i in integrations
         if i.provider in by_id
     ]  # fmt: skip
-    offered = [info for info in infos if session.permits(info.provider.id)]
+    # Offered: the configured providers; one the session names explicitly is shown even when it is not (as
+    # unavailable), so the entity sees why it cannot connect it.
+    offered = [i for i in infos if session.permits(i.provider.id) and (i.configured or session.allowed_providers)]
     if session.integration_id is not None:  # a reconnect session: only that integration's provider
         offered = []
     providers = [{"provider": info.provider, "configured": info.configured, "fields": credential_fields(info)}

@@ -299,6 +299,16 @@ def test_a_popup_flow_with_an_id_token_posts_to_the_calling_origin_only_when_it_
             assert started.json()["error"]["code"] == "origin_not_allowed"
 
 
+def test_the_connect_page_offers_configured_providers_and_names_an_unconfigured_one_it_was_asked_for(stack: Stack):
+    every = requests.get(f"{stack.start}/connect", params={"session": stack.session()}, timeout=10).text
+    assert 'data-provider="oidc-test"' in every
+    assert 'data-provider="github"' not in every, "a provider without client credentials is not offered"
+    named = stack.session(allowed_providers=["github", "oidc-test"])
+    page = requests.get(f"{stack.start}/connect", params={"session": named}, timeout=10).text
+    assert re.search(r'data-provider="github"[^>]*disabled', page), "named by the session: shown, unavailable"
+    assert "Not available: not set up on this service." in page
+
+
 def test_the_connect_page_is_framed_only_by_the_session_origin_and_the_sdk_is_served(stack: Stack) -> None:
     token = stack.session("entity-a")
     page = requests.get(f"{stack.start}/connect", params={"session": token}, timeout=10)
