@@ -11,6 +11,7 @@ from uuid import UUID
 
 import pytest
 
+from shared.adapters.secret_stores import single
 from shared.config import load_settings
 from shared.domain.clock import FixedClock
 from shared.domain.envelope import Keyring, new_data_key
@@ -76,7 +77,7 @@ def parts(monkeypatch):
     )  # fmt: skip
     flow = ConnectFlow(
         settings=settings, catalog=load_catalog(), states=states, integrations=integrations,
-        secrets=MemorySecretStore(), keyring=Keyring({1: new_data_key()}), clock=clock,
+        secrets=single(MemorySecretStore()), keyring=Keyring({1: new_data_key()}), clock=clock,
         token_endpoint=ScriptedTokenEndpoint(), directory=StaticDirectory(), audit=audit, flows=flows,
     )  # fmt: skip
     return sessions, flow, clock
