@@ -207,7 +207,7 @@ class OAuthStateRow(Rows):
         _ts("created_at", nullable=False),
         _ts("expires_at", nullable=False, index=True),
         _ts("consumed_at"),
-        # The connect experience (migration 0006): the session that started the flow, the popup's message origin
+        # The connect experience (migration 0007): the session that started the flow, the popup's message origin
         # and the outcome GET /connect/flows/{id} reports.
         Column("session_id", Uuid),
         Column("message_origin", String(2048)),

@@ -1,8 +1,8 @@
 """Connect sessions (a hash of each token, the entity, the allowed origin and providers) and the connect flow's
 status on its handshake row (the session, the popup's message origin, the outcome).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
