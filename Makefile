@@ -39,7 +39,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup postgres-bin mariadb-bin pubsub-emulator node-deps lint typecheck check-infra
+test: setup postgres-bin mariadb-bin pubsub-emulator node-deps browser-deps lint typecheck check-infra
 	$(MAKE) --no-print-directory check-api
 	$(BIN)/pytest  # last, so the run closes on pytest's summary line
 
@@ -70,6 +70,19 @@ $(NODE_STAMP): $(OAUTH_SERVER)/package-lock.json
 
 unit: setup
 	$(BIN)/pytest tests/unit
+
+# The browser tests (tests/browser): Debian's Chromium at /usr/bin/chromium (apt-get as root when missing; never a
+# downloaded browser) and playwright-core + axe-core from npm, `npm ci` again only when the lock file is newer.
+BROWSER_TESTS := tests/browser
+BROWSER_STAMP := $(BROWSER_TESTS)/node_modules/.package-lock.json
+
+.PHONY: browser-deps
+browser-deps: node-deps $(BROWSER_STAMP)
+	@bash tests/bin/ensure-chromium
+
+$(BROWSER_STAMP): $(BROWSER_TESTS)/package-lock.json
+	npm ci --prefix $(BROWSER_TESTS) --no-audit --no-fund
+	@touch $@
 
 # Schemathesis against `broker serve` (tests/bin/check-api), in its own virtualenv: its pytest plugin would slow
 # every start of the main suite.

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shared.bootstrap_callers import CallerComponents
+from shared.bootstrap_connect import ConnectComponents
 from shared.bootstrap_events import EventComponents
 from shared.bootstrap_fanout import FanoutComponents
 from shared.bootstrap_secrets import SecretComponents
@@ -69,7 +70,7 @@ class Deferred:
         return getattr(self._target, name)
 
 
-class Container(EventComponents, SecretComponents, CallerComponents, FanoutComponents):
+class Container(EventComponents, SecretComponents, CallerComponents, FanoutComponents, ConnectComponents):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
         components = {name for klass in type(self).__mro__ for name in vars(klass) if not name.startswith("_")}
@@ -215,6 +216,7 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
             settings=self.settings, catalog=self.catalog, states=self.states, integrations=self.integrations,
             secrets=self.secret_stores, keyring=self.keyring, clock=self.clock,
             token_endpoint=self.later("token_endpoint"), directory=self.later("directory"), audit=self.audit,
+            flows=self.flow_records,
         )  # fmt: skip
 
     @cached_property

@@ -11,8 +11,10 @@ if TYPE_CHECKING:
     import requests
 
     from shared.adapters.internal_auth import GoogleIdTokens, InternalCallers, SchedulerCaller
+    from shared.adapters.session_auth import SessionAwareAuthenticator
     from shared.config import Settings
     from shared.domain.ports import Authenticator
+    from shared.services.connect_sessions import ConnectSessions
 
 
 class CallerComponents:
@@ -22,21 +24,30 @@ class CallerComponents:
 
         @property
         def egress(self) -> requests.Session: ...
+        @property
+        def connect_sessions(self) -> ConnectSessions: ...
 
     @cached_property
-    def authenticator(self) -> Authenticator:
+    def authenticator(self) -> SessionAwareAuthenticator:
+        """The entity behind a browser call: a connect session's (`Bearer cs_…`), else the ID token's (or, in dev
+        mode, the X-Entity-Id header's)."""
+        from shared.adapters.session_auth import SessionAwareAuthenticator
+
         s = self.settings
+        inner: Authenticator
         if s.auth_mode == "oidc":
             from shared.adapters.caller_auth import OidcAuthenticator
 
             assert s.auth_issuer is not None  # settings validation guarantees it
-            return OidcAuthenticator(
+            inner = OidcAuthenticator(
                 s.auth_issuer, s.auth_audience, entity_claim=s.auth_entity_claim, jwks_url=s.auth_jwks_url,
                 timeout=s.provider_timeout, session=self.egress,
             )  # fmt: skip
-        from shared.adapters.dev_auth import DevHeaderAuthenticator
+        else:
+            from shared.adapters.dev_auth import DevHeaderAuthenticator
 
-        return DevHeaderAuthenticator()
+            inner = DevHeaderAuthenticator()
+        return SessionAwareAuthenticator(inner, lambda: self.connect_sessions)
 
     @cached_property
     def google_id_tokens(self) -> GoogleIdTokens:

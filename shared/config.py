@@ -101,6 +101,7 @@ class Settings(BaseModel):
     allowed_origins: CommaList = []
     oauth_state_ttl: int = Field(600, ge=60, le=3600)
     oauth_browser_binding: bool = True
+    connect_session_ttl: int = Field(1800, ge=60, le=1800)
     provider_timeout: float = Field(10.0, gt=0, le=60)
     auth_mode: Literal["dev", "oidc"] = "dev"
     auth_issuer: str | None = None
@@ -297,6 +298,12 @@ class Settings(BaseModel):
     @property
     def return_urls(self) -> list[str]:
         return self.allowed_return_urls or ([] if self.is_production else [self.base_url + "/"])
+
+    @property
+    def connect_origins(self) -> list[str]:
+        """Where connect sessions may post their result: ALLOWED_ORIGINS and the broker's own origin (its own pages:
+        `make run`'s sample page, `broker oauth init`)."""
+        return list(dict.fromkeys([*self.allowed_origins, self.base_url.rstrip("/")]))
 
     def model_post_init(self, context: object, /) -> None:
         self._clients.update(read_clients(os.environ))

@@ -148,3 +148,34 @@ class ProviderError(BrokerError):
         super().__init__(message, details={"retry_after": retry_after} if retry_after is not None else None)
         self.oauth_error = oauth_error
         self.transient = transient
+
+
+class SessionInvalid(Unauthenticated):
+    """A connect session token that is unknown, malformed or tampered with."""
+
+    code = "invalid_session"
+
+
+class SessionExpired(Unauthenticated):
+    """A connect session past its expiry (at most 30 minutes after it was minted)."""
+
+    code = "session_expired"
+
+
+class SessionNotPermitted(Forbidden):
+    """A connect session asked for what it was not minted for (another provider, another integration, an
+    operation the Connect page does not need)."""
+
+    code = "session_not_permitted"
+
+
+class OriginNotAllowed(BadRequest):
+    """A connect session's `allowed_origin`, or a popup flow's opener, is not in ALLOWED_ORIGINS."""
+
+    code = "origin_not_allowed"
+
+
+class FlowNotFound(NotFound):
+    """No connect flow with this id for this entity (another entity's flow is not found either)."""
+
+    code = "flow_not_found"

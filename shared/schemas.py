@@ -25,9 +25,12 @@ class StartBody(Strict):
     return_to: str | None = Field(None, max_length=2048)
     label: str | None = Field(None, min_length=1, max_length=200, pattern=DISPLAY_TEXT_PATTERN)
     integration_id: UUID | None = None
+    mode: Literal["redirect", "popup"] = "redirect"
 
     def to_request(self) -> StartRequest:
-        return StartRequest(self.provider, list(self.scopes), self.return_to, self.label, self.integration_id)
+        return StartRequest(
+            self.provider, list(self.scopes), self.return_to, self.label, self.integration_id, self.mode
+        )
 
 
 # ---- the integrations API ------------------------------------------------------------------------------------------

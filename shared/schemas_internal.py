@@ -63,6 +63,7 @@ def token_scopes(request: flask.Request) -> tuple[str, ...]:
 AUDIT_PARAMETERS = frozenset({"integration_id", "entity_id", "action", "since", "limit", "page_token"})
 MAX_AUDIT_LIMIT = 500
 ID_DIGITS = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1
 ACTION_RE = re.compile(r"[a-z_]{1,32}(\.[a-z_]{1,32}){0,3}")
 
 
@@ -91,7 +92,7 @@ def audit_query(request: flask.Request) -> AuditQuery:
     if not TTL_DIGITS.fullmatch(limit) or not 1 <= int(limit) <= MAX_AUDIT_LIMIT:
         raise ValidationFailed(f"limit must be an integer from 1 to {MAX_AUDIT_LIMIT}")
     page = args.get("page_token")
-    if page is not None and not ID_DIGITS.fullmatch(page):
+    if page is not None and not (ID_DIGITS.fullmatch(page) and int(page) <= MAX_ID):  # an audit id is a BIGINT
         raise BadRequest("page_token is not one this endpoint gave", code="invalid_page_token")
     return AuditQuery(
         integration_id=integration_id, entity_id=entity, action=action, since=_since(args.get("since")),

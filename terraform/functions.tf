@@ -58,7 +58,8 @@ locals {
       version = p.client_secret_version
     }
   }
-  # token_fetch's API keys, only there.
+  # The internal callers' API keys: token_fetch's, and oauth_start's for POST /connect/sessions (the product's
+  # backend mints connect sessions with the same keys).
   internal_api_keys_env = {
     INTERNAL_API_KEYS = {
       secret  = google_secret_manager_secret.config["internal-api-keys"].secret_id
@@ -68,7 +69,7 @@ locals {
   function_secret_env = {
     for fn, f in local.functions : fn => merge(
       { for name, ref in local.client_secret_env : name => ref if f.client_secrets },
-      { for name, ref in local.internal_api_keys_env : name => ref if fn == "token_fetch" },
+      { for name, ref in local.internal_api_keys_env : name => ref if contains(["token_fetch", "oauth_start"], fn) },
       { for name, ref in local.events_secret_env : name => ref if fn == "token_refresh" },
     )
   }

@@ -186,7 +186,7 @@ resource "google_project_iam_member" "integration_secret_create" {
 locals {
   config_secret_readers = merge(
     { for fn in keys(local.functions) : "data-key/${fn}" => { config = "data-key", fn = fn } },
-    { for fn in ["token_fetch"] : "internal-api-keys/${fn}" => { config = "internal-api-keys", fn = fn } },
+    { for fn in ["token_fetch", "oauth_start"] : "internal-api-keys/${fn}" => { config = "internal-api-keys", fn = fn } },
     {
       for pair in setproduct(keys(var.oauth_providers), [for fn, f in local.functions : fn if f.client_secrets]) :
       "client-secret-${pair[0]}/${pair[1]}" => { config = "client-secret-${pair[0]}", fn = pair[1] }

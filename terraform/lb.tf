@@ -65,7 +65,8 @@ resource "google_compute_url_map" "https" {
     default_service = google_compute_backend_service.function["integrations"].id
 
     path_rule {
-      paths   = ["/oauth/start"]
+      # The Connect experience rides on oauth_start: the hosted page and its assets, the SDK, sessions, flow status.
+      paths   = ["/oauth/start", "/connect", "/connect/*", "/connect.js"]
       service = google_compute_backend_service.function["oauth_start"].id
     }
     path_rule {

@@ -6,7 +6,7 @@ locals {
   config_secrets = merge(
     {
       "data-key"          = "The data key (32 random bytes, raw or base64): DATA_KEY_SECRET pins one version."
-      "internal-api-keys" = "INTERNAL_API_KEYS for token_fetch: comma-separated keys of at least 24 characters."
+      "internal-api-keys" = "INTERNAL_API_KEYS for token_fetch and oauth_start (POST /connect/sessions): comma-separated keys of at least 24 characters."
     },
     { for id in keys(var.oauth_providers) : "client-secret-${id}" => "${upper(replace(id, "-", "_"))}_CLIENT_SECRET: the ${id} OAuth client secret." },
   )

@@ -150,7 +150,7 @@ variable "data_key_version" {
 }
 
 variable "internal_api_keys_version" {
-  description = "The version of the <name>-internal-api-keys secret given to token_fetch as INTERNAL_API_KEYS."
+  description = "The version of the <name>-internal-api-keys secret given to token_fetch and oauth_start as INTERNAL_API_KEYS."
   type        = string
   default     = "latest"
   validation {

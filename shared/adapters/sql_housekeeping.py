@@ -18,12 +18,13 @@ from uuid import UUID
 
 from sqlalchemy import Delete, Engine, any_, delete, func, select
 
-from shared.adapters.orm import AuditEventRow, EventRow, IntegrationRow, OAuthStateRow
+from shared.adapters.orm import AuditEventRow, ConnectSessionRow, EventRow, IntegrationRow, OAuthStateRow
 
 # table -> (its primary key, the time a row's retention counts from)
 PURGEABLE = {
     "audit_events": (AuditEventRow.id, AuditEventRow.occurred_at),
     "oauth_states": (OAuthStateRow.id, OAuthStateRow.expires_at),
+    "connect_sessions": (ConnectSessionRow.id, ConnectSessionRow.expires_at),
     "events": (EventRow.seq, EventRow.occurred_at),  # their deliveries and attempts go with them (ON DELETE CASCADE)
 }
 ID_CHUNK = 500  # ids per IN (…) of the existence check
@@ -58,6 +59,9 @@ class SqlHousekeepingStore:
 
     def purge_oauth_states(self, expired_before: datetime, limit: int) -> int:
         return self._purge("oauth_states", expired_before, limit)
+
+    def purge_connect_sessions(self, expired_before: datetime, limit: int) -> int:
+        return self._purge("connect_sessions", expired_before, limit)
 
     def existing_integrations(self, ids: Collection[UUID]) -> set[UUID]:
         wanted = list(ids)

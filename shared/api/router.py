@@ -10,6 +10,7 @@ from uuid import UUID
 import flask
 from werkzeug.wrappers import Response as BaseResponse
 
+from shared.api.session_scope import check_session_scope
 from shared.bootstrap import Container
 from shared.errors import NotFound
 from shared.http import cors, handle_errors, method_not_allowed, preflight
@@ -47,8 +48,9 @@ def _dispatch(request: flask.Request, app: Container, endpoints: Sequence[Endpoi
         raise NotFound(f"no endpoint at {request.path[:100]!r}", code="not_found")
     for endpoint, match in matches:
         if endpoint.method == request.method:
-            entity_id = app.authenticator.entity_id(request)
-            return endpoint.handler(request, app, entity_id, match.groupdict())
+            caller = app.authenticator.caller(request)
+            check_session_scope(caller, endpoint.method, endpoint.path, request, app.catalog)
+            return endpoint.handler(request, app, caller.entity_id, match.groupdict())
     raise method_not_allowed(request, {"OPTIONS", *(e.method for e, _ in matches)})  # preflights on every path
 
 

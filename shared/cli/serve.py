@@ -9,7 +9,7 @@ from typing import Any
 TRY_NEXT = """
 Integrations broker (local, embedded defaults) on {base}
   data:      {data_dir} (SQLite + embedded vault; delete it to start over)
-  open:      {base}/ in a browser and click Connect (the demo provider works offline)
+  open:      {base}/ in a browser: a sample product page connects the demo provider with the JS SDK (offline)
   try:       curl {base}/health
              curl {base}/ready
   connect:   curl -s -X POST {base}/oauth/start -H 'X-Entity-Id: user-1' -H 'Content-Type: application/json' \\

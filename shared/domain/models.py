@@ -106,6 +106,33 @@ class OAuthState:
     browser_binding_hash: str | None = None
     label: str | None = None
     consumed_at: datetime | None = None
+    # The connect experience: the session that started the flow, where the popup's result message goes (None: the
+    # flow ends in a redirect to return_to), and the flow's outcome once the callback has run.
+    session_id: UUID | None = None
+    message_origin: str | None = None
+    outcome: str | None = None  # connected | failed; None while pending
+    outcome_integration_id: UUID | None = None
+    outcome_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectSession:
+    """A short-lived credential the product's backend mints for one entity (POST /connect/sessions): the hosted
+    Connect page and the JS SDK use it instead of an ID token. Only the SHA-256 of its token is stored."""
+
+    id: UUID
+    token_hash: str
+    entity_id: str
+    allowed_origin: str
+    created_at: datetime
+    expires_at: datetime
+    allowed_providers: list[str] | None = None  # None: every configured provider
+    integration_id: UUID | None = None  # a reconnect session: only this integration
+    label: str | None = None
+    created_by: str = ""
+
+    def permits(self, provider: str) -> bool:
+        return self.allowed_providers is None or provider in self.allowed_providers
 
 
 @dataclass(frozen=True)

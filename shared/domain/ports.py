@@ -98,6 +98,10 @@ class HousekeepingStore(Protocol):
         """Delete up to `limit` handshake states (spent or not) that expired before `expired_before`."""
         ...
 
+    def purge_connect_sessions(self, expired_before: datetime, limit: int) -> int:
+        """Delete up to `limit` connect sessions that expired before `expired_before`."""
+        ...
+
     def existing_integrations(self, ids: Collection[UUID]) -> set[UUID]:
         """Which of `ids` have an integration row."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from shared.probes import add_probe_routes
 from shared.services.refresh_job import run_refresh_job
 
 log = logging.getLogger("broker.local")
+ENTITY_RE = re.compile(r"[\x21-\x7e]{1,255}")  # fullmatch, as the authenticators
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ INTEGRATION_METHODS = ("GET", "PATCH", "DELETE", "OPTIONS")
 ROUTES: tuple[Route, ...] = (
     Route("/oauth/start", "functions.oauth_start", "oauth_start", ("POST", "OPTIONS")),
     Route("/oauth/callback", "functions.oauth_callback", "oauth_callback", ("GET",)),
+    Route("/connect", "functions.oauth_start", "oauth_start", ("GET",)),
+    Route("/connect.js", "functions.oauth_start", "oauth_start", ("GET",)),
+    Route("/connect/assets/<asset>", "functions.oauth_start", "oauth_start", ("GET",)),
+    Route("/connect/sessions", "functions.oauth_start", "oauth_start", ("POST",)),
+    Route("/connect/flows/<flow_id>", "functions.oauth_start", "oauth_start", ("GET", "OPTIONS")),
     Route("/integrations", "functions.integrations", "integrations", ("GET", "POST", "OPTIONS")),
     Route("/integrations/<integration_id>", "functions.integrations", "integrations", INTEGRATION_METHODS),
     Route("/integrations/<integration_id>/test", "functions.integrations", "integrations", ("POST", "OPTIONS")),
@@ -70,6 +77,19 @@ def create_local_app(container: Container, routes: tuple[Route, ...] = ROUTES) -
     def home() -> flask.Response:
         page = resources.files("shared.local").joinpath("home.html").read_text(encoding="utf-8")
         return flask.Response(page, mimetype="text/html")
+
+    @app.post("/demo/session")
+    def demo_session() -> flask.Response:
+        """The sample page's "backend": a connect session for the typed entity (a real product's backend calls
+        POST /connect/sessions with its API key instead)."""
+        from shared.services.connect_sessions import SessionRequest
+
+        entity = str((flask.request.get_json(silent=True) or {}).get("entity_id", ""))
+        if not ENTITY_RE.fullmatch(entity):
+            return json_response({"error": {"code": "validation_failed", "message": "entity_id: 1-255 printable"}}, 422)
+        origin = container.settings.base_url.rstrip("/")
+        minted = container.connect_sessions.create("dev:sample-page", SessionRequest(entity, origin))
+        return json_response({"token": minted.token, "expires_at": minted.expires_at})
 
     add_probe_routes(app, lambda: container)
     app.register_blueprint(demo_blueprint(DemoAuthServer(container.clock)))

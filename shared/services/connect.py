@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from oauthlib.common import add_params_to_uri
-
 from shared.config import Settings
 from shared.domain import oauth
+from shared.domain.connect_ports import FlowRecords
 from shared.domain.envelope import Keyring
-from shared.domain.models import AuditEvent, ClientCredentials, CredentialType, OAuthState
+from shared.domain.models import AuditEvent, ClientCredentials, ConnectSession, CredentialType, OAuthState
 from shared.domain.ports import (
     AuditLog,
     Clock,
@@ -27,13 +26,14 @@ from shared.domain.urls import match_return_url
 from shared.errors import (
     BadRequest,
     BrokerError,
-    DependencyUnavailable,
     NotFound,
-    ProviderError,
+    OriginNotAllowed,
     ProviderNotConfigured,
+    SessionNotPermitted,
     ValidationFailed,
 )
 from shared.providers.catalog import Catalog, Provider
+from shared.services.connect_endings import REFUSALS, Ending, describe, ending, redirect_error
 from shared.services.credentials import store_connection
 from shared.services.identity import read_account
 
@@ -57,6 +57,7 @@ class StartRequest:
     return_to: str | None = None
     label: str | None = None
     integration_id: UUID | None = None
+    mode: str = "redirect"  # popup: the callback ends on a result page that posts a message to the opener
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Started:
     expires_at: datetime
     cookie_name: str
     binding: str | None = field(repr=False)
+    flow_id: UUID | None = None
 
 
 class StateRefused(BrokerError):
@@ -86,6 +88,7 @@ class ConnectFlow:
     token_endpoint: TokenEndpoint
     directory: ProviderDirectory
     audit: AuditLog
+    flows: FlowRecords | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -107,16 +110,23 @@ class ConnectFlow:
             )
         return provider, client
 
-    def start(self, entity_id: str, request: StartRequest) -> Started:
+    def start(
+        self, entity_id: str, request: StartRequest, session: ConnectSession | None = None, origin: str | None = None
+    ) -> Started:
+        """`session`: the connect session that authenticated the caller (its limits apply); `origin`: the request's
+        Origin header (a popup flow started with an ID token posts its result there)."""
         provider, client = self.oauth_provider(request.provider)
         for scope in request.scopes:
             if not SCOPE_RE.fullmatch(scope):
                 raise ValidationFailed(
                     "each scope must be 1-200 visible characters without spaces", code="invalid_scope"
                 )
+        if session is not None:
+            request = _within_session(session, provider.id, request)
+        message_origin = self._message_origin(request.mode, session, origin)
         wanted = request.return_to or next(iter(self.settings.return_urls), None)
         return_to = match_return_url(wanted, self.settings.return_urls) if wanted is not None else None
-        if return_to is None:  # the normalised URL is what is kept and redirected to
+        if return_to is None and not (message_origin and request.return_to is None):
             raise BadRequest("return_to is not in ALLOWED_RETURN_URLS", code="return_url_not_allowed")
         granted: list[str] = []
         if request.integration_id is not None:
@@ -129,7 +139,11 @@ class ConnectFlow:
         state = oauth.new_secret_token()
         state_hash = oauth.digest(state)
         verifier, challenge = oauth.pkce_pair() if provider.pkce else (None, None)
-        binding = oauth.new_secret_token() if self.settings.oauth_browser_binding else None
+        # A session's token authenticates its flow's start and status; a cookie binds only where the browser can
+        # keep one: calls from the broker's own pages (the Connect page), or without a session.
+        own_page = origin == self.settings.base_url.rstrip("/")
+        binding = oauth.new_secret_token() if self.settings.oauth_browser_binding and (
+            session is None or own_page) else None  # fmt: skip
         now = self.clock.now()
         record = OAuthState(
             id=uuid4(),
@@ -138,11 +152,13 @@ class ConnectFlow:
             provider=provider.id,
             created_at=now,
             expires_at=now + timedelta(seconds=self.settings.oauth_state_ttl),
-            return_to=return_to,
+            return_to=return_to or "",
             requested_scopes=scopes,
             integration_id=request.integration_id,
             browser_binding_hash=oauth.digest(binding) if binding else None,
             label=request.label,
+            session_id=session.id if session else None,
+            message_origin=message_origin,
         )
         if verifier is not None:
             sealed, key_version = self.keyring.seal(verifier.encode(), purpose=PKCE_PURPOSE, record=str(record.id))
@@ -152,10 +168,24 @@ class ConnectFlow:
             provider, client_id=client.client_id, redirect_uri=self.redirect_uri, scopes=scopes, state=state,
             code_challenge=challenge,
         )  # fmt: skip
-        return Started(url, record.expires_at, binding_cookie_name(state_hash), binding)
+        return Started(url, record.expires_at, binding_cookie_name(state_hash), binding, record.id)
+
+    def _message_origin(self, mode: str, session: ConnectSession | None, origin: str | None) -> str | None:
+        if mode != "popup":
+            return None
+        if session is not None:
+            return session.allowed_origin
+        if origin is None or origin not in self.settings.connect_origins:
+            raise OriginNotAllowed("a popup flow posts its result to the calling page: its Origin must be allowed")
+        return origin
 
     def complete(self, params: dict[str, str], cookies: dict[str, str]) -> str:
         """Finish the flow; return where to send the browser. StateRefused when the state does not hold."""
+        return self.end(params, cookies).location
+
+    def end(self, params: dict[str, str], cookies: dict[str, str]) -> Ending:
+        """Finish the flow: its outcome is recorded (GET /connect/flows/{id}), and the browser is redirected to
+        the return URL or, for a popup flow, shown the result page. StateRefused when the state does not hold."""
         now = self.clock.now()
         state = params.get("state", "")
         if not state or len(state) > 512:
@@ -169,13 +199,26 @@ class ConnectFlow:
             self.audit.record(_event("oauth.callback", "refused", None, None, {"reason": reason}))
             raise StateRefused(REFUSALS.get(reason, REFUSALS["unknown"]), code=f"state_{reason}")
         try:
-            return self._finish(record, params)
+            result = self._finish(record, params)
         except Exception as exc:  # noqa: BLE001 - the state is spent: always send the browser back with an error
             error = exc if isinstance(exc, BrokerError) else BrokerError(f"unexpected {type(exc).__name__}")
             # Only the class and code are logged: cloud-client messages can echo request data.
             log.warning("connect flow failed for provider %s: %s (%s)", record.provider, error.code, type(exc).__name__)
             self._audit_quietly(_event("oauth.connect", "failure", record, None, {"error": error.code}))
-            return _back(record.return_to, error=_redirect_error(error), error_description=_describe(error))
+            result = {"error": redirect_error(error), "error_description": describe(error)}
+        self._record_outcome(record, result)
+        return ending(record, result)
+
+    def _record_outcome(self, record: OAuthState, result: dict[str, str]) -> None:
+        if self.flows is None:
+            return
+        try:
+            if "integration_id" in result:
+                self.flows.record_outcome(record.id, "connected", UUID(result["integration_id"]), None)
+            else:
+                self.flows.record_outcome(record.id, "failed", None, result.get("error", "server_error")[:64])
+        except Exception:  # noqa: BLE001 - the browser still goes back; the status then reads expired, not lost
+            log.error("could not record the outcome of connect flow %s", record.id)
 
     def _audit_quietly(self, event: AuditEvent) -> None:
         try:
@@ -183,12 +226,12 @@ class ConnectFlow:
         except Exception:  # noqa: BLE001 - a failed audit write must not keep the browser from going back
             log.error("could not record audit event %s", event.action)
 
-    def _finish(self, record: OAuthState, params: dict[str, str]) -> str:
+    def _finish(self, record: OAuthState, params: dict[str, str]) -> dict[str, str]:
         if "error" in params:
             error = PROVIDER_TEXT_RE.sub("", params["error"])[:64] or "access_denied"
             description = PROVIDER_TEXT_RE.sub("", params.get("error_description", ""))[:200]
             self.audit.record(_event("oauth.connect", "denied", record, None, {"error": error}))
-            return _back(record.return_to, error=error, error_description=description or "the provider refused")
+            return {"error": error, "error_description": description or "the provider refused"}
         code = params.get("code", "")
         if not code or len(code) > 4096:
             raise BadRequest("the provider sent no authorization code", code="missing_code")
@@ -214,35 +257,17 @@ class ConnectFlow:
             secret_prefix=self.settings.secret_prefix,
         )  # fmt: skip
         refreshable = "true" if integration.secret_ref else "false"
-        return _back(record.return_to, integration_id=str(integration.id), status="connected", refreshable=refreshable)
+        return {"integration_id": str(integration.id), "status": "connected", "refreshable": refreshable}
 
 
-REFUSALS = {
-    "unknown": "this sign-in link is not valid: start again from the application",
-    "used": "this sign-in link was already used: start again from the application",
-    "expired": "this sign-in link has expired: start again from the application",
-    "foreign_browser": "this sign-in was started in another browser: start again from the application",
-}
-
-
-def _back(return_to: str, **params: str) -> str:
-    return str(add_params_to_uri(return_to, list(params.items())))
-
-
-def _redirect_error(error: BrokerError) -> str:
-    if isinstance(error, ProviderError):
-        return "temporarily_unavailable" if error.transient else "provider_error"
-    if isinstance(error, DependencyUnavailable):  # the secret store (or another backing service) is down: retry
-        return "temporarily_unavailable"
-    return error.code if error.http_status < 500 else "server_error"
-
-
-def _describe(error: BrokerError) -> str:
-    if isinstance(error, ProviderError):
-        return f"the provider could not complete the connection ({error.oauth_error})"
-    if error.http_status >= 500:
-        return "the connection could not be saved; nothing was stored, please try again"
-    return error.message[:200]
+def _within_session(session: ConnectSession, provider: str, request: StartRequest) -> StartRequest:
+    """The request as the session allows it: its providers only, its integration when it was minted for one."""
+    if not session.permits(provider):
+        raise SessionNotPermitted(f"this connect session does not offer provider {provider!r}")
+    if session.integration_id is not None and request.integration_id not in (None, session.integration_id):
+        raise SessionNotPermitted("this connect session reconnects one integration only")
+    integration_id = request.integration_id or session.integration_id
+    return replace(request, integration_id=integration_id, label=request.label or session.label)
 
 
 def _event(

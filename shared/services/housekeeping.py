@@ -49,10 +49,10 @@ class Housekeeping:
         )  # fmt: skip
 
     def run(self) -> dict[str, dict[str, int | str]]:
-        """`{"purged": {"audit_events", "oauth_states", "events"},
+        """`{"purged": {"audit_events", "oauth_states", "connect_sessions", "events"},
         "swept": {"orphans", "revoked", "deleted", "kept"}}`."""
         deadline = time.monotonic() + (0.0 if self.stopping() else self.budget)
-        purged: dict[str, int | str] = {"audit_events": 0, "oauth_states": 0, "events": 0}
+        purged: dict[str, int | str] = {"audit_events": 0, "oauth_states": 0, "connect_sessions": 0, "events": 0}
         try:
             purged.update(purge_expired_rows(self.store, self.clock, self.retention, deadline=deadline))
         except Exception as exc:  # noqa: BLE001 - housekeeping never fails the refresh run

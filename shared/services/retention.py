@@ -30,12 +30,13 @@ def purge_expired_rows(
     """Delete what is past retention; answer how many rows went, per table."""
     now = clock.now()
     tables: list[tuple[str, Callable[[datetime, int], int], datetime]] = [
-        ("oauth_states", store.purge_oauth_states, now - policy.oauth_states)
+        ("oauth_states", store.purge_oauth_states, now - policy.oauth_states),
+        ("connect_sessions", store.purge_connect_sessions, now - policy.oauth_states),  # as long as their flows
     ]
     if policy.audit_events is not None:
         tables.insert(0, ("audit_events", store.purge_audit_events, now - policy.audit_events))
         tables.append(("events", store.purge_events, now - policy.audit_events))  # the outbox keeps as long
-    purged = {"audit_events": 0, "oauth_states": 0, "events": 0}
+    purged = {"audit_events": 0, "oauth_states": 0, "connect_sessions": 0, "events": 0}
     for table, purge, before in tables:
         for _ in range(policy.max_batches):
             if time.monotonic() >= deadline:

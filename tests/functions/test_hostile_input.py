@@ -17,7 +17,7 @@ import requests
 from sqlalchemy import Engine, func, select
 
 from shared.adapters.db import engine_for_url
-from shared.adapters.orm import IntegrationRow, OAuthStateRow, VaultSecretVersionRow
+from shared.adapters.orm import ConnectSessionRow, IntegrationRow, OAuthStateRow, VaultSecretVersionRow
 from tests.support.broker_env import DATA_KEY
 from tests.support.openapi import assert_conforms
 from tests.support.postgres import DatabaseFactory, free_port
@@ -101,7 +101,7 @@ class Stack:
         with self.engine.connect() as conn:
             counts = tuple(
                 conn.execute(select(func.count()).select_from(table)).scalar_one()
-                for table in (IntegrationRow, OAuthStateRow, VaultSecretVersionRow)
+                for table in (IntegrationRow, OAuthStateRow, VaultSecretVersionRow, ConnectSessionRow)
             )
             victim = conn.execute(
                 select(IntegrationRow.label, IntegrationRow.config, IntegrationRow.status, IntegrationRow.updated_at)
@@ -129,6 +129,7 @@ def stack(pg_databases: DatabaseFactory) -> Iterator[Stack]:
         "ENVIRONMENT": "development", "AUTH_MODE": "dev", "INTERNAL_API_KEYS": KEY,
         "DEMO_CLIENT_ID": "demo-client", "DEMO_CLIENT_SECRET": "demo-client-secret-value",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{callback_port}", "ALLOWED_RETURN_URLS": APP,
+        "ALLOWED_ORIGINS": "http://127.0.0.1:9",
         "PROVIDER_TIMEOUT": "1", "LOG_LEVEL": "WARNING",
     }  # fmt: skip
     engine = engine_for_url(env["DATABASE_URL"])
@@ -241,6 +242,8 @@ PATCH = {"label": "ok", "config": {"k": "v"}}
 ID = "/integrations/{id}"
 ID_VALUE = "0190a5d0-0000-7000-8000-000000000000"
 REPLAY = {"integration_id": ID_VALUE, "since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z"}
+SESSION = {"entity_id": ENTITY, "allowed_origin": "http://127.0.0.1:9", "allowed_providers": ["demo"], "label": "ok",
+           "integration_id": None}  # fmt: skip
 BODY_VALUES = {**TEXT, **JSON_RAW}
 URL_VALUES = {**TEXT, **URL_RAW}
 
@@ -250,6 +253,14 @@ CASES: list[tuple[str, str, Sender, str, dict[str, Any]]] = [
       for p in ("provider", "scopes.0", "return_to", "label", "integration_id")],
     ("oauthStart", "return_to (under the allowed URL)",
      body("oauth_start", "POST", "/oauth/start", START, "return_to", prefix=APP), "/oauth/start", BODY_VALUES),
+    ("oauthStart", "mode", body("oauth_start", "POST", "/oauth/start", START, "mode"), "/oauth/start", BODY_VALUES),
+    *[("createConnectSession", p, body("oauth_start", "POST", "/connect/sessions", SESSION, p), "/connect/sessions",
+       BODY_VALUES) for p in ("entity_id", "allowed_origin", "allowed_providers.0", "label", "integration_id")],
+    ("getConnectFlow", "flow_id", path_segment("oauth_start", "GET", "/connect/flows/{id}"), "/connect/flows/{flow_id}",
+     URL_VALUES),
+    ("getConnectFlow", "wait", query("oauth_start", "GET", f"/connect/flows/{ID_VALUE}", {}, "wait"),
+     "/connect/flows/{flow_id}", URL_VALUES),
+    ("connectPage", "session", query("oauth_start", "GET", "/connect", {}, "session"), "/connect", URL_VALUES),
     ("oauthCallback", "state", query("oauth_callback", "GET", "/oauth/callback", {"code": "c"}, "state"),
      "/oauth/callback", URL_VALUES),
     *[("oauthCallback", p, query("oauth_callback", "GET", "/oauth/callback", {}, p, flow=True), "/oauth/callback",
@@ -292,6 +303,7 @@ CASES: list[tuple[str, str, Sender, str, dict[str, Any]]] = [
     *[(op, "X-Entity-Id", header(function, method, path, "X-Entity-Id"), template, HEADER_RAW)
       for op, function, method, path, template in [
           ("oauthStart", "oauth_start", "POST", "/oauth/start", "/oauth/start"),
+          ("getConnectFlow", "oauth_start", "GET", f"/connect/flows/{ID_VALUE}", "/connect/flows/{flow_id}"),
           ("listIntegrations", "integrations", "GET", "/integrations", "/integrations"),
           ("getIntegration", "integrations", "GET", ID, "/integrations/{integration_id}"),
           ("listProviders", "integrations", "GET", "/providers", "/providers")]],
@@ -299,6 +311,9 @@ CASES: list[tuple[str, str, Sender, str, dict[str, Any]]] = [
        {k: b"Bearer " + v for k, v in HEADER_RAW.items()})
       for op, function, method, path, template in [
           ("fetchToken", "token_fetch", "GET", "/token/{id}", "/token/{integration_id}"),
+          ("createConnectSession", "oauth_start", "POST", "/connect/sessions", "/connect/sessions"),
+          ("getConnectFlow", "oauth_start", "GET", f"/connect/flows/{ID_VALUE}", "/connect/flows/{flow_id}"),
+          ("oauthStart", "oauth_start", "POST", "/oauth/start", "/oauth/start"),
           ("runRefreshJob", "token_refresh", "POST", "/refresh", "/refresh")]],
 ]  # fmt: skip
 

@@ -90,7 +90,7 @@ def test_the_refresh_run_purges_audit_events_and_states_past_retention(stack):
     body, _ = _run_job(env)
     assert (len(_rows(app, AuditEventRow)), len(_rows(app, OAuthStateRow))) == (events - 3, states - 2)
     assert all(row.occurred_at > now - timedelta(days=1) for row in _rows(app, AuditEventRow))
-    assert body["purged"] == {"audit_events": 3, "oauth_states": 2, "events": 0}
+    assert body["purged"] == {"audit_events": 3, "oauth_states": 2, "connect_sessions": 0, "events": 0}
     assert {"claimed", "refreshed", "failed_transient", "reauth_required", "skipped", "duration_ms"} <= set(body)
 
 

@@ -153,7 +153,14 @@ def test_connect_the_demo_provider_like_a_browser(local):
     assert "code=" not in local.output(), "the access log keeps query strings out"
 
 
-def test_the_local_home_page_offers_the_connect_form(local):
+def test_the_local_home_page_is_a_sample_product_using_the_sdk(local):
     page = requests.get(f"{local}/", timeout=5)
     assert page.status_code == 200
-    assert 'fetch("/oauth/start"' in page.text
+    assert 'from "/connect.js"' in page.text
+    minted = requests.post(f"{local}/demo/session", json={"entity_id": "user-1"}, timeout=5)
+    assert minted.status_code == 200, minted.text
+    listed = requests.get(
+        f"{local}/integrations", headers={"Authorization": f"Bearer {minted.json()['token']}"}, timeout=5
+    )
+    assert listed.status_code == 200, listed.text
+    assert requests.post(f"{local}/demo/session", json={"entity_id": "a b"}, timeout=5).status_code == 422

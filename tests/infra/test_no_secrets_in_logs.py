@@ -95,6 +95,24 @@ def connect(base: str) -> tuple[str, str]:
     return query["integration_id"][0], callback
 
 
+def connect_session(base: str) -> str:
+    """A connect session used the ways a browser uses it: the Connect page (token in the query), a start, a status."""
+    minted = requests.post(f"{base}/connect/sessions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10,
+                           json={"entity_id": "user-logs", "allowed_origin": base})  # fmt: skip
+    assert minted.status_code == 201, minted.text
+    token = str(minted.json()["token"])
+    assert requests.get(f"{base}/connect", params={"session": token}, timeout=10).status_code == 200
+    bearer = {"Authorization": f"Bearer {token}"}
+    started = requests.post(f"{base}/oauth/start", json={"provider": "demo", "mode": "popup"}, headers=bearer,
+                            timeout=10)  # fmt: skip
+    assert started.status_code == 200, started.text
+    status = requests.get(f"{base}/connect/flows/{started.json()['flow_id']}", headers=bearer, timeout=10)
+    assert status.json() == {"status": "pending"}
+    tampered = requests.get(f"{base}/integrations", headers={"Authorization": f"Bearer {token[:-2]}xx"}, timeout=10)
+    assert tampered.status_code == 401
+    return token
+
+
 def fetch(base: str, integration_id: str, **params: str) -> str:
     response = requests.get(
         f"{base}/token/{integration_id}", params=params, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=15
@@ -120,6 +138,8 @@ def test_connect_fetch_refresh_delete_logs_no_secret(broker: Broker, monkeypatch
     secrets["second access token"] = fetch(base, integration_id, force_refresh="true")
     secrets["second refresh token"] = broker.refresh_token(integration_id, monkeypatch)
     assert secrets["second refresh token"] != secrets["first refresh token"], "the demo provider rotates them"
+
+    secrets["connect session token"] = connect_session(base)
 
     job = requests.post(f"{base}/refresh", json={}, timeout=30)
     assert job.status_code == 200, job.text

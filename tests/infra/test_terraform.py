@@ -257,7 +257,7 @@ def test_what_terraform_sets_is_a_valid_production_configuration(function, monke
     env["DB_USER"] = SAMPLES["DB_USER"]
     env["GOOGLE_CLIENT_ID"] = SAMPLES["GOOGLE_CLIENT_ID"]
     secret_env = {PROVIDER_SECRET}
-    if function == "token_fetch":
+    if function in ("token_fetch", "oauth_start"):
         secret_env |= set(locals_()["internal_api_keys_env"])
     for name in secret_env:
         env[name.replace("<PROVIDER>", "GOOGLE")] = SAMPLES[name.replace("<PROVIDER>", "GOOGLE")]

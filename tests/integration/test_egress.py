@@ -226,8 +226,9 @@ def settings_for(environment: str, issuer: str, **extra: str) -> Any:
 
 
 def oidc(app: Container) -> OidcAuthenticator:
-    assert isinstance(app.authenticator, OidcAuthenticator)
-    return app.authenticator
+    inner = app.authenticator.inner  # behind connect sessions
+    assert isinstance(inner, OidcAuthenticator)
+    return inner
 
 
 def test_a_production_instance_calls_providers_and_issuers_through_the_rules():

@@ -53,15 +53,16 @@ def test_old_audit_events_and_spent_states_go_in_bounded_batches_and_nothing_you
     deadline = time.monotonic() + 30
 
     first = purge_expired_rows(store, clock, POLICY, deadline=deadline)
-    assert first == {"audit_events": 4, "oauth_states": 3, "events": 0}, "at most batch_size * max_batches per table"
+    expected = {"audit_events": 4, "oauth_states": 3, "connect_sessions": 0, "events": 0}
+    assert first == expected, "at most batch_size * max_batches per table"
     assert (_count(db_engine, AuditEventRow), _count(db_engine, OAuthStateRow)) == (3, 2)
     second = purge_expired_rows(store, clock, POLICY, deadline=deadline)
-    assert second == {"audit_events": 1, "oauth_states": 0, "events": 0}
+    assert second == {"audit_events": 1, "oauth_states": 0, "connect_sessions": 0, "events": 0}
     with db_engine.connect() as conn:
         kept = sorted(conn.execute(select(AuditEventRow.occurred_at)).scalars())
     assert kept == [NOW - 399 * day, NOW]
     assert purge_expired_rows(store, clock, POLICY, deadline=time.monotonic() - 1) == {
-        "audit_events": 0, "oauth_states": 0, "events": 0,
+        "audit_events": 0, "oauth_states": 0, "connect_sessions": 0, "events": 0,
     }, "past the deadline nothing is started"  # fmt: skip
 
 
@@ -71,7 +72,7 @@ def test_an_audit_retention_of_none_keeps_every_event(db_engine: Engine) -> None
     forever = RetentionPolicy(audit_events=None, oauth_states=timedelta(days=1), batch_size=10, max_batches=1)
     store = SqlHousekeepingStore(db_engine)
     purged = purge_expired_rows(store, FixedClock(NOW), forever, deadline=time.monotonic() + 30)
-    assert purged == {"audit_events": 0, "oauth_states": 0, "events": 0}
+    assert purged == {"audit_events": 0, "oauth_states": 0, "connect_sessions": 0, "events": 0}
     assert _count(db_engine, AuditEventRow) == 1
 
 
@@ -137,3 +138,24 @@ def test_the_purge_reads_by_index_on_postgresql(pg_url: str, table: str, index: 
     assert re.search(rf"Index (Only )?Scan using {index}", plan), plan
     assert f"Index Scan on pk_{table}" in plan or f"Index Scan using pk_{table}" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def _session(expires_at: datetime) -> dict[str, Any]:
+    return {"id": uuid4(), "token_hash": uuid4().hex + uuid4().hex, "entity_id": "e", "allowed_origin": "https://a",
+            "created_by": "apikey:x", "created_at": expires_at - timedelta(minutes=30),
+            "expires_at": expires_at}  # fmt: skip
+
+
+def test_expired_connect_sessions_go_after_the_state_retention(db_engine: Engine) -> None:
+    from shared.adapters.orm import ConnectSessionRow
+
+    day = timedelta(days=1)
+    with db_engine.begin() as conn:
+        conn.execute(insert(ConnectSessionRow), [
+            _session(NOW - 2 * day), _session(NOW - 3 * day), _session(NOW - timedelta(hours=1)),
+            _session(NOW + timedelta(minutes=10)),
+        ])  # fmt: skip
+    store = SqlHousekeepingStore(db_engine)
+    purged = purge_expired_rows(store, FixedClock(NOW), POLICY, deadline=time.monotonic() + 30)
+    assert purged["connect_sessions"] == 2
+    assert _count(db_engine, ConnectSessionRow) == 2, "a live session and one within the retention stay"

@@ -143,7 +143,7 @@ def test_a_secret_store_outage_is_reported_by_the_run_and_never_fails_it(pg_url,
             directory=deps.directory, revoker=deps.revoker,
         )  # fmt: skip
         assert housekeeping.run() == {
-            "purged": {"audit_events": 0, "oauth_states": 0, "events": 0},
+            "purged": {"audit_events": 0, "oauth_states": 0, "connect_sessions": 0, "events": 0},
             "swept": {"orphans": 0, "revoked": 0, "deleted": 0, "kept": 0, "error": "secret_store_unavailable"},
         }
 

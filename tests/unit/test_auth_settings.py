@@ -50,6 +50,6 @@ def test_known_issuers_use_googles_published_keys_and_others_discover_them():
 
 def test_the_container_picks_the_authenticator_by_mode():
     dev = Container(load_settings())
-    assert type(dev.authenticator).__name__ == "DevHeaderAuthenticator"
+    assert type(dev.authenticator.inner).__name__ == "DevHeaderAuthenticator"  # behind connect sessions
     oidc = Container(load_settings(auth_mode="oidc", auth_issuer="https://securetoken.google.com/p", auth_audience="p"))
-    assert type(oidc.authenticator).__name__ == "OidcAuthenticator"
+    assert type(oidc.authenticator.inner).__name__ == "OidcAuthenticator"

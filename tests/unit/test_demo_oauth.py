@@ -89,3 +89,21 @@ def test_denial_redirects_with_access_denied():
     query = parse_qs(urlsplit(DemoAuthServer(FixedClock()).deny(dict(PARAMS))).query)
     assert query["error"] == ["access_denied"]
     assert query["state"] == ["st"]
+
+
+def test_the_consent_page_refuses_a_login_its_pattern_refuses():
+    """Item 6: Chromium compiles `pattern` with the `v` flag, where `[._-]` is not a valid class, so the browser
+    dropped the check; the server must refuse such a login itself (it accepted `alice bob!`)."""
+    import flask
+
+    from shared.local.demo_routes import demo_blueprint
+
+    app = flask.Flask("t")
+    app.register_blueprint(demo_blueprint(DemoAuthServer(FixedClock())))
+    client = app.test_client()
+    form = {**PARAMS, "decision": "approve"}
+    assert client.post("/demo/oauth/authorize", data={**form, "login": "alice bob!"}).status_code == 400
+    assert client.post("/demo/oauth/authorize", data={**form, "login": "x" * 65}).status_code == 400
+    assert client.post("/demo/oauth/authorize", data={**form, "login": "alice.b-o_b"}).status_code == 302
+    page = client.get("/demo/oauth/authorize", query_string=PARAMS).get_data(as_text=True)
+    assert 'pattern="[A-Za-z0-9._\\-]{1,64}"' in page  # valid under the `v` flag
