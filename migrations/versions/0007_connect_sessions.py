@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 revision = "0007"
 down_revision = "0006"
@@ -18,14 +18,16 @@ branch_labels = None
 depends_on = None
 
 JSON_DOC = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+UUID = sa.Uuid().with_variant(sa.Uuid(native_uuid=False), "mysql")  # MySQL: CHAR(32) hex, as in 0001
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
 
 
 def flow_columns() -> list[sa.Column[object]]:
     return [
-        sa.Column("session_id", sa.Uuid()),
+        sa.Column("session_id", UUID),
         sa.Column("message_origin", sa.String(2048)),
         sa.Column("outcome", sa.String(16)),
-        sa.Column("outcome_integration_id", sa.Uuid()),
+        sa.Column("outcome_integration_id", UUID),
         sa.Column("outcome_error", sa.String(64)),
     ]
 
@@ -33,16 +35,16 @@ def flow_columns() -> list[sa.Column[object]]:
 def upgrade() -> None:
     op.create_table(
         "connect_sessions",
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID, nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("entity_id", sa.String(255), nullable=False),
         sa.Column("allowed_origin", sa.String(2048), nullable=False),
         sa.Column("allowed_providers", JSON_DOC),
-        sa.Column("integration_id", sa.Uuid()),
+        sa.Column("integration_id", UUID),
         sa.Column("label", sa.String(200)),
         sa.Column("created_by", sa.String(255), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connect_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_connect_sessions_token_hash")),
     )

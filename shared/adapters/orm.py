@@ -180,10 +180,10 @@ class OAuthStateRow(Rows):
         _ts("consumed_at"),
         # The connect experience (migration 0007): the session that started the flow, the popup's message origin
         # and the outcome GET /connect/flows/{id} reports.
-        Column("session_id", Uuid),
+        Column("session_id", PortableUuid),
         Column("message_origin", String(2048)),
         Column("outcome", String(16)),
-        Column("outcome_integration_id", Uuid),
+        Column("outcome_integration_id", PortableUuid),
         Column("outcome_error", String(64)),
     )
 
@@ -194,12 +194,12 @@ class ConnectSessionRow(Rows):
     __table__ = Table(
         "connect_sessions",
         metadata,
-        Column("id", Uuid, primary_key=True),
+        Column("id", PortableUuid, primary_key=True),
         Column("token_hash", String(64), nullable=False, unique=True),
         Column("entity_id", String(255), nullable=False),
         Column("allowed_origin", String(2048), nullable=False),
         Column("allowed_providers", JsonDoc),
-        Column("integration_id", Uuid),
+        Column("integration_id", PortableUuid),
         Column("label", String(200)),
         Column("created_by", String(255), nullable=False),
         _ts("created_at", nullable=False),
