@@ -8,6 +8,8 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
@@ -20,6 +22,15 @@ depends_on = None
 JSON_DOC = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 UUID = sa.Uuid().with_variant(sa.Uuid(native_uuid=False), "mysql")  # MySQL: CHAR(32) hex, as in 0001
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")  # MySQL: UTC, microseconds
+
+
+def mysql_options() -> dict[str, Any]:
+    """On MySQL, text compares byte for byte, trailing spaces included (as in 0001). Nothing elsewhere."""
+    bind = op.get_bind()
+    if bind.dialect.name != "mysql":
+        return {}
+    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    return {"mysql_charset": "utf8mb4", "mysql_collate": collation}
 
 
 def flow_columns() -> list[sa.Column[object]]:
@@ -47,6 +58,7 @@ def upgrade() -> None:
         sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connect_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_connect_sessions_token_hash")),
+        **mysql_options(),
     )
     op.create_index("ix_connect_sessions_expires_at", "connect_sessions", ["expires_at"])
     with op.batch_alter_table("oauth_states") as batch:  # batch: SQLite cannot ALTER most things in place
