@@ -9,23 +9,19 @@ three catalog ids: two with a queue, one without (its integrations wait and the 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import flask
 import pytest
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from shared.adapters.orm import IntegrationRow
-from shared.domain.clock import SystemClock
 from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoAuthServer
-from shared.local.demo_routes import demo_blueprint
 from tests.fakes.cloud_tasks_server import LocalCloudTasks
 from tests.support.broker_env import DATA_KEY, in_process_broker
+from tests.support.demo_provider import serving_demo_provider
 from tests.support.postgres import free_port
 from tests.support.processes import serving_function
 from tests.support.seed import seed_integration
@@ -36,15 +32,8 @@ LATER = 4  # demo-a integrations that are not due
 
 @pytest.fixture
 def demo_provider() -> Iterator[tuple[DemoAuthServer, str]]:
-    server = DemoAuthServer(SystemClock())
-    app = flask.Flask("demo-provider")
-    app.register_blueprint(demo_blueprint(server))
-    port = free_port()
-    http = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{port}"
-    http.shutdown()
+    with serving_demo_provider() as served:
+        yield served
 
 
 @pytest.fixture

@@ -7,25 +7,20 @@ processes against one PostgreSQL (or MySQL) database.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import flask
 import pytest
 import requests
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from shared.adapters.orm import IntegrationRow
-from shared.domain.clock import SystemClock
 from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoAuthServer
-from shared.local.demo_routes import demo_blueprint
 from tests.support.broker_env import DATA_KEY, in_process_broker
+from tests.support.demo_provider import serving_demo_provider
 from tests.support.mariadb import ALSO_ON_MYSQL
-from tests.support.postgres import free_port
 from tests.support.processes import serving_function
 from tests.support.seed import seed_integration
 
@@ -34,15 +29,8 @@ COUNT = 500
 
 @pytest.fixture
 def demo_provider() -> Iterator[tuple[DemoAuthServer, str]]:
-    server = DemoAuthServer(SystemClock())
-    app = flask.Flask("demo-provider")
-    app.register_blueprint(demo_blueprint(server))
-    port = free_port()
-    http = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{port}"
-    http.shutdown()
+    with serving_demo_provider() as served:
+        yield served
 
 
 @ALSO_ON_MYSQL
