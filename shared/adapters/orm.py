@@ -7,19 +7,14 @@ the wrapper stands for the table in `select`, `insert`, `update`, `delete` and `
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, ClassVar
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -28,55 +23,21 @@ from sqlalchemy import (
     true,
 )
 
-from shared.adapters.sql_types import AutoId, JsonDoc, PortableUuid, UTCDateTime
+from shared.adapters.orm_events import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
+from shared.adapters.sql_types import AutoId, JsonDoc, PortableUuid
+from shared.adapters.table_base import Base, Rows, metadata
+from shared.adapters.table_base import ts as _ts
 from shared.domain.models import CredentialType, Status
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "pk": "pk_%(table_name)s",
-}
+# Every table is registered on `metadata` once this module is imported (the event tables live in orm_events).
+__all__ = [
+    "AuditEventRow", "Base", "ConnectSessionRow", "EventAttemptRow", "EventDeliveryRow", "EventDestinationRow",
+    "EventRow", "IntegrationRow", "OAuthStateRow", "VaultSecretVersionRow", "WrappedDataKeyRow", "metadata",
+]  # fmt: skip
 
 
 def _one_of(column: str, values: type[CredentialType] | type[Status]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
-class _TableClass(type):
-    __table__: Table
-
-    def __getattr__(cls, name: str) -> Column[Any]:  # for the type checker: columns are class attributes already
-        raise AttributeError(f"table {cls.__table__.name} has no column {name!r}")
-
-
-class Rows(metaclass=_TableClass):
-    """A Core table (`__table__`) whose columns read as class attributes, standing for the table wherever
-    SQLAlchemy takes one."""
-
-    __table__: ClassVar[Table]
-
-    def __init_subclass__(cls) -> None:
-        for column in cls.__table__.c:
-            setattr(cls, column.key, column)
-
-    @classmethod
-    def __clause_element__(cls) -> Table:
-        return cls.__table__
-
-
-metadata = MetaData(naming_convention=NAMING)
-
-
-class Base:
-    """The tables' metadata, where Alembic (migrations/env.py) and the schema test look for it."""
-
-    metadata = metadata
-
-
-def _ts(name: str, *, nullable: bool = True, **kw: Any) -> Column[datetime]:
-    return Column(name, UTCDateTime(), nullable=nullable, **kw)
 
 
 class IntegrationRow(Rows):
@@ -255,94 +216,4 @@ class WrappedDataKeyRow(Rows):
         Column("ciphertext", Text, nullable=False),  # vault:v<version>:…
         _ts("created_at", nullable=False),
         CheckConstraint("version >= 1", name="version"),
-    )
-
-
-# The outbox (shared/domain/events.py): one row per event, written in the transaction of its state change.
-UNDISPATCHED = text("dispatched_at IS NULL")
-PENDING_DELIVERY = text("status = 'pending'")
-DELIVERY_STATUSES = ("pending", "delivered", "dead")
-
-
-class EventRow(Rows):
-    __table__ = Table(
-        "events",
-        metadata,
-        Column("seq", AutoId, primary_key=True, autoincrement=True),  # commit order per integration
-        Column("id", PortableUuid, nullable=False, unique=True),  # the event id (UUIDv7), `webhook-id`
-        Column("type", String(64), nullable=False),
-        Column("integration_id", PortableUuid, nullable=False),
-        Column("entity_id", String(255), nullable=False),
-        Column("provider", String(64), nullable=False),
-        _ts("occurred_at", nullable=False),
-        Column("data", JsonDoc, nullable=False, default=dict),
-        _ts("dispatched_at"),  # when the dispatcher made its deliveries (one per destination)
-        Index("ix_events_integration", "integration_id", "seq"),
-        Index("ix_events_entity", "entity_id", "seq"),
-        Index("ix_events_occurred_at", "occurred_at"),  # retention
-        Index("ix_events_undispatched", "seq", postgresql_where=UNDISPATCHED, sqlite_where=UNDISPATCHED),
-    )
-
-
-class EventDeliveryRow(Rows):
-    """One event to one destination (a webhook endpoint, the Pub/Sub topic)."""
-
-    __table__ = Table(
-        "event_deliveries",
-        metadata,
-        Column("event_seq", BigInteger, ForeignKey("events.seq", ondelete="CASCADE"), primary_key=True),
-        Column("destination", String(80), primary_key=True),
-        Column("status", String(16), nullable=False),
-        Column("attempts", Integer, nullable=False, default=0, server_default=text("0")),
-        _ts("next_attempt_at", nullable=False),
-        _ts("give_up_at", nullable=False),
-        Column("lease_owner", String(128)),
-        _ts("lease_until"),
-        Column("last_error", String(200)),
-        _ts("delivered_at"),
-        _ts("updated_at", nullable=False),
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in DELIVERY_STATUSES)})", name="status"),
-        Index(
-            "ix_event_deliveries_due",
-            "destination",
-            "next_attempt_at",
-            postgresql_where=PENDING_DELIVERY,
-            sqlite_where=PENDING_DELIVERY,
-        ),
-    )
-
-
-class EventAttemptRow(Rows):
-    __table__ = Table(
-        "event_attempts",
-        metadata,
-        Column("id", AutoId, primary_key=True, autoincrement=True),
-        Column("event_seq", BigInteger, ForeignKey("events.seq", ondelete="CASCADE"), nullable=False),
-        Column("destination", String(80), nullable=False),
-        _ts("attempted_at", nullable=False),
-        Column("outcome", String(16), nullable=False),  # delivered | failed | refused
-        Column("http_status", Integer),
-        Column("error", String(200)),
-        Column("duration_ms", Integer, nullable=False),
-        Index("ix_event_attempts_event", "event_seq", "id"),
-    )
-
-
-class EventDestinationRow(Rows):
-    """A destination's health, shared by every dispatcher: its circuit breaker, and Pub/Sub's publisher lease."""
-
-    __table__ = Table(
-        "event_destinations",
-        metadata,
-        Column("id", String(80), primary_key=True),
-        Column("kind", String(16), nullable=False),
-        Column("target", String(2048), nullable=False),  # an endpoint without its query, or the topic
-        Column("consecutive_failures", Integer, nullable=False, default=0, server_default=text("0")),
-        _ts("open_until"),
-        _ts("last_success_at"),
-        _ts("last_failure_at"),
-        Column("last_error", String(200)),
-        Column("lease_owner", String(128)),
-        _ts("lease_until"),
-        _ts("updated_at", nullable=False),
     )

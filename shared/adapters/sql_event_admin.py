@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import Engine, func, or_, select
 
 from shared.adapters.db_clock import db_now
-from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
+from shared.adapters.orm_events import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
 from shared.adapters.sql_events import to_event
 from shared.adapters.sql_returning import update_returning
 from shared.domain.delivery import AttemptRecord, DeliveryState, DestinationHealth, EventRecord

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, insert, or_, select, update
 
 from shared.adapters.db_clock import db_now
-from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
+from shared.adapters.orm_events import EventAttemptRow, EventDeliveryRow, EventDestinationRow, EventRow
 from shared.adapters.sql_returning import claim_returning, update_returning
 from shared.domain.delivery import Delivery, Destination, SendResult, breaker_open_until
 from shared.domain.event_ports import DestinationState

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from shared.adapters.orm import EventAttemptRow, EventDeliveryRow, EventRow
+from shared.adapters.orm_events import EventAttemptRow, EventDeliveryRow, EventRow
 from shared.adapters.sql_repositories import SqlIntegrationRepository
 from shared.domain.events import CONNECTED, EventSpec
 from shared.domain.models import CredentialType, Integration, Status
