@@ -10,6 +10,8 @@ from uuid import UUID
 from shared.domain.envelope import Sealed
 from shared.domain.events import EventSpec
 from shared.domain.models import AuditEvent, AuditQuery, AuditRecord, Integration, IntegrationSearch, OAuthState
+from shared.domain.secret_ports import SecretStore as SecretStore  # re-exported: services import ports from here
+from shared.domain.secret_ports import SecretStores as SecretStores
 
 if TYPE_CHECKING:  # annotations only: a function imports the ports it uses, not the OAuth or catalog machinery
     from shared.domain.oauth import TokenRequest, TokenSet
@@ -25,62 +27,6 @@ Transitions = Callable[[Integration], Sequence[EventSpec]]  # the row as written
 
 def no_transitions(_row: Integration) -> Sequence[EventSpec]:
     return ()
-
-
-class SecretStore(Protocol):
-    """Versioned master secrets (refresh tokens, API keys, basic-auth pairs), one secret per integration.
-
-    Versions are positive integers that only grow. Reads are always by number (never `latest`), so a read
-    right after a write is consistent. Payloads are opaque bytes; callers serialise. Besides the errors named
-    below, a method raises only SecretStoreUnavailable (503: the store is down, over quota or refuses this
-    instance), never its technology's own exceptions.
-    """
-
-    def add_version(self, secret_id: str, payload: bytes, labels: Mapping[str, str]) -> int:
-        """Store `payload` as a new version, creating the secret (with `labels`) when missing; return its number."""
-        ...
-
-    def read(self, secret_id: str, version: int) -> bytes:
-        """Return the payload of `version`; SecretNotFound when the secret or version is missing or destroyed."""
-        ...
-
-    def enabled_versions(self, secret_id: str) -> list[int]:
-        """Numbers of the versions that still hold a payload, ascending; [] when the secret does not exist."""
-        ...
-
-    def destroy_version(self, secret_id: str, version: int) -> None:
-        """Destroy one version's payload for good. Idempotent: a missing or destroyed version is fine."""
-        ...
-
-    def delete(self, secret_id: str) -> None:
-        """Remove the secret and every version. Idempotent."""
-        ...
-
-    def check(self) -> None:
-        """Raise DependencyUnavailable (with a reason, no secret) when the store cannot serve requests."""
-        ...
-
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
-        """Ids of the secrets named `<prefix>-…` that were created before `created_before` (for the sweeper)."""
-        ...
-
-    def labels(self, secret_id: str) -> dict[str, str]:
-        """The labels the secret was created with (as stored: Secret Manager's are sanitised); {} when missing."""
-        ...
-
-
-class SecretStores(Protocol):
-    """The master-secret stores by SECRET_BACKEND name. A row's secret lives in `of(row.secret_backend)` (None:
-    the configured backend); new secrets go to `default`, named `default_name`. A backend this instance has no
-    settings for is SecretStoreUnavailable (503) on use."""
-
-    @property
-    def default_name(self) -> str: ...
-
-    @property
-    def default(self) -> SecretStore: ...
-
-    def of(self, backend: str | None) -> SecretStore: ...
 
 
 class HousekeepingStore(Protocol):
