@@ -48,6 +48,7 @@ class SqlIntegrationAdmin:
         events: Sequence[Record] = (),
         *,
         when_status: Collection[str] | None = None,
+        when_version: int | None = None,
         fence: bool = False,
     ) -> Integration | None:
         unknown = set(values) - UPDATABLE
@@ -60,6 +61,8 @@ class SqlIntegrationAdmin:
         where = [IntegrationRow.id == integration_id, IntegrationRow.entity_id == entity_id]
         if when_status is not None:
             where.append(IntegrationRow.status.in_(list(when_status)))
+        if when_version is not None:
+            where.append(IntegrationRow.credential_version == when_version)
         with self._engine.begin() as conn:
             rows = update_returning(conn, IntegrationRow, where, changes)
             if not rows:

@@ -94,11 +94,12 @@ class IntegrationAdmin(Protocol):
         events: Sequence[Record] = (),
         *,
         when_status: Collection[str] | None = None,
+        when_version: int | None = None,
         fence: bool = False,
     ) -> Integration | None:
         """Set metadata fields (label, config, status, last_sync_at) and write `events`, in one transaction;
-        only while the status is in `when_status` when given. `fence` bumps the fencing counter so an in-flight
-        refresh cannot write afterwards. None when no row matched."""
+        only while the status is in `when_status` and the fencing counter is `when_version`, when given. `fence`
+        bumps the fencing counter so an in-flight refresh cannot write afterwards. None when no row matched."""
         ...
 
     def record_sync(

@@ -47,30 +47,39 @@ class CheckResult:
 def check_integration(
     service: IntegrationService, entity_id: str, integration_id: UUID, *, actor: str | None = None
 ) -> CheckResult:
-    """`actor`: who asked, for the audit trail (default the entity; `broker integrations test` names the operator)."""
+    """`actor`: who asked, for the audit trail (default the entity; `broker integrations test` names the operator).
+
+    A status the check sets is written only if the row still holds the credentials it checked (fenced on
+    `credential_version`): a verdict on credentials a reconnect, a refresh or a secret migration replaced meanwhile
+    says nothing of the new ones, so the check runs once more on the row as it is now."""
     from shared.services.integrations import not_found
 
-    integration = service.integrations.get(integration_id, entity_id)
-    if integration is None:
-        raise not_found()
-    if integration.credential_type == CredentialType.OAUTH2:
-        check = _check_oauth(service, integration)
-    else:
-        check = _check_static(service, integration)
-    event = AuditEvent(
-        actor or f"entity:{entity_id}", "integration.test", "success" if check.verified else "failure", entity_id,
-        integration.id, integration.provider, {"method": check.method, "result": check.result},
-    )  # fmt: skip
-    if check.new_status is not None and check.new_status != integration.status:
+    for attempt in range(2):
+        integration = service.integrations.get(integration_id, entity_id)
+        if integration is None:
+            raise not_found()
+        if integration.credential_type == CredentialType.OAUTH2:
+            check = _check_oauth(service, integration)
+        else:
+            check = _check_static(service, integration)
+        event = AuditEvent(
+            actor or f"entity:{entity_id}", "integration.test", "success" if check.verified else "failure",
+            entity_id, integration.id, integration.provider, {"method": check.method, "result": check.result},
+        )  # fmt: skip
+        if check.new_status is None or check.new_status == integration.status:
+            service.audit.record(event)
+            return CheckResult(integration, check)
         updated = service.admin.update(
             integration.id, entity_id, {"status": check.new_status.value}, [event, _status_event(check)],
-            when_status={integration.status.value},
+            when_status={integration.status.value}, when_version=integration.credential_version,
         )  # fmt: skip
-        if updated is None:  # changed meanwhile (deleted, patched, refreshed): report it as it is now
-            return CheckResult(service.get(entity_id, integration_id), check)
-        return CheckResult(updated, check)
-    service.audit.record(event)
-    return CheckResult(integration, check)
+        if updated is not None:
+            return CheckResult(updated, check)
+        current = service.get(entity_id, integration_id)  # changed meanwhile (deleted: 404, patched, reconnected)
+        if current.credential_version == integration.credential_version or attempt:
+            service.audit.record(event)  # only the status moved (a patch): the check happened; report the row now
+            return CheckResult(current, check)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _status_event(check: Check) -> EventSpec:

@@ -206,11 +206,14 @@ class MemoryIntegrationAdmin:
         events: Sequence[Record] = (),
         *,
         when_status: Any = None,
+        when_version: int | None = None,
         fence: bool = False,
     ) -> Integration | None:
         self.store._maybe_fail()
         row = self.store.get(integration_id, entity_id)
         if row is None or (when_status is not None and row.status.value not in when_status):
+            return None
+        if when_version is not None and row.credential_version != when_version:
             return None
         changes = dict(values)
         if "status" in changes:

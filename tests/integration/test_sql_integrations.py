@@ -55,6 +55,7 @@ def test_update_is_scoped_conditional_and_can_fence(db_engine, clock):
     target = add(repo, clock, "e1", label="old", config={"a": 1})
     assert admin.update(target, "e2", {"label": "stolen"}) is None
     assert admin.update(target, "e1", {"status": "inactive"}, when_status={"reauth_required"}) is None
+    assert admin.update(target, "e1", {"status": "inactive"}, when_version=1) is None, "new credentials landed"
     clock.advance(seconds=5)
     event = AuditEvent("entity:e1", "integration.update", "success", "e1", target, "openai", {"fields": ["label"]})
     updated = admin.update(target, "e1", {"label": None, "config": {"b": [1, "ü"]}}, [event])

@@ -390,3 +390,57 @@ def test_each_use_case_records_its_event_with_the_row_as_written(service):
     ]
     assert service.integrations.outbox[1].data["fields"] == ["label", "status"]
     assert API_KEY not in repr(service.integrations.outbox)
+
+
+def _reconnect(service: IntegrationService, integration_id: Any, access_token: bytes) -> None:
+    """What a reconnect (or a secret migration, or a refresh) lands on the row: new credentials, a bumped fence."""
+    row = cast(MemoryIntegrations, service.integrations).rows[integration_id]
+    row.access_token_ciphertext, row.access_token_key_version = service.keyring.seal(
+        access_token, purpose=ACCESS_TOKEN_PURPOSE, record=str(integration_id)
+    )
+    row.credential_version += 1
+
+
+def test_a_refusal_of_credentials_replaced_during_the_check_does_not_end_the_new_ones(service):
+    """The provider refuses the token the check read, but a reconnect landed meanwhile: the verdict is about old
+    credentials, so it must not mark the new ones reauth_required; the check runs again on the row as it is now."""
+    integration = oauth_row(service, refresh=None)
+    endpoint = service.token_endpoint
+    refused = ProviderError("401", oauth_error="userinfo_refused", transient=False)
+
+    def userinfo(provider: Provider, access_token: str) -> dict[str, Any]:
+        endpoint.tokens_seen.append(access_token)
+        if access_token == "at-1":
+            _reconnect(service, integration.id, b"at-2")
+            raise refused
+        return {"sub": "someone"}
+
+    endpoint.userinfo = userinfo
+    result = service.check("entity-1", integration.id)
+    assert service.integrations.rows[integration.id].status == Status.ACTIVE
+    assert (result.check.result, result.integration.status) == ("ok", Status.ACTIVE)
+    assert endpoint.tokens_seen == ["at-1", "at-2"]
+    tests = [e for e in [*service.audit.events, *service.integrations.events] if e.action == "integration.test"]
+    assert [e.detail["result"] for e in tests] == ["ok"], "one audit event, for the check that counted"
+
+
+def test_static_credentials_moved_during_the_check_are_read_where_they_are_now(service):
+    """A secret migration moved the credentials (and destroyed the old version) between the check's read of the
+    row and its read of the secret: that is not "missing", and the row must not become `error`."""
+    created = service.create("entity-1", OPENAI)
+    store = vault(service)
+    read = store.read
+
+    def moving_read(secret_id: str, version: int) -> bytes:
+        row = service.integrations.rows[created.id]
+        if version == created.secret_version and row.secret_version == created.secret_version:
+            payload = read(secret_id, version)
+            row.secret_version = store.add_version(secret_id, payload, {})
+            row.credential_version += 1
+            store.destroy_version(secret_id, version)
+        return read(secret_id, version)
+
+    store.read = moving_read  # type: ignore[method-assign]
+    result = service.check("entity-1", created.id)
+    assert (result.check.result, result.integration.status) == ("not_verifiable", Status.ACTIVE)
+    assert service.integrations.rows[created.id].status == Status.ACTIVE
