@@ -49,6 +49,7 @@ class _Tokens:
     scope: str
     access_expires_at: datetime
     refresh_token: str
+    refresh_expires_at: datetime | None = None
 
 
 @dataclass
@@ -57,6 +58,10 @@ class DemoAuthServer:
     client_id: str = DEMO_CLIENT_ID
     client_secret: str = DEMO_CLIENT_SECRET
     token_lifetime: int = 3600
+    # When set, each refresh token lives this long and the token response says so (`refresh_token_expires_in`, or
+    # the name in `refresh_token_expires_field`: Intuit's is `x_refresh_token_expires_in`), as GitHub Apps do.
+    refresh_token_lifetime: int | None = None
+    refresh_token_expires_field: str = "refresh_token_expires_in"
     codes: dict[str, _Code] = field(default_factory=dict)
     access: dict[str, _Tokens] = field(default_factory=dict)
     refresh: dict[str, _Tokens] = field(default_factory=dict)
@@ -124,14 +129,20 @@ class DemoAuthServer:
         tokens = self.refresh.pop(form.get("refresh_token", ""), None)  # rotation: a used token is dead
         if tokens is None:
             raise DemoOAuthError("invalid_grant", "the refresh token is unknown, used or revoked")
+        if tokens.refresh_expires_at is not None and tokens.refresh_expires_at <= self.clock.now():
+            raise DemoOAuthError("invalid_grant", "the refresh token expired")
         return self._issue(tokens.user, tokens.scope)
 
     def _issue(self, user: str, scope: str) -> dict[str, Any]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        tokens = _Tokens(user, scope, self.clock.now() + timedelta(seconds=self.token_lifetime), refresh)
+        now = self.clock.now()
+        ends = None if self.refresh_token_lifetime is None else now + timedelta(seconds=self.refresh_token_lifetime)
+        tokens = _Tokens(user, scope, now + timedelta(seconds=self.token_lifetime), refresh, ends)
         self.access[access] = tokens
         self.refresh[refresh] = tokens
-        body = {"access_token": access, "token_type": "Bearer", "expires_in": self.token_lifetime}
+        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": self.token_lifetime}
+        if self.refresh_token_lifetime is not None:
+            body[self.refresh_token_expires_field] = self.refresh_token_lifetime
         return {**body, "refresh_token": refresh, "scope": scope}
 
     def userinfo(self, bearer: str | None) -> dict[str, Any]:

@@ -11,11 +11,14 @@ from sqlalchemy import update
 
 from shared.adapters.orm import IntegrationRow
 from shared.domain.clock import FixedClock
+from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from shared.services.refresh_job import run_refresh_job
-from tests.support.broker_env import broker_env, connect, in_process_broker, provider_file
+from tests.support.broker_env import DATA_KEY, broker_env, connect, in_process_broker, provider_file
+from tests.support.demo_provider import serving_demo_provider
 from tests.support.engine import current
 from tests.support.events import events
 from tests.support.mariadb import ALSO_ON_MYSQL
+from tests.support.seed import seed_integration
 
 IDLE = 90 * 86400
 ENDING = 30 * 86400
@@ -87,3 +90,41 @@ def test_a_refresh_token_end_is_stored_and_announced_once_before_it(clocked, pro
     assert current(app, integration_id).refresh_token_expires_at == row.refresh_token_expires_at, (
         "a refresh cannot move an absolute end the provider did not restate"
     )
+
+
+@pytest.mark.parametrize("field", ["refresh_token_expires_in", "x_refresh_token_expires_in"])
+def test_the_end_a_provider_states_for_its_refresh_token_is_stored_by_each_refresh(
+    database_url, tmp_path, monkeypatch, field
+):
+    """A provider that says how long each (rotated) refresh token lives, over HTTP: GitHub Apps' name and Intuit's.
+    Each refresh stores the new end."""
+    with serving_demo_provider() as (server, base):
+        server.refresh_token_lifetime, server.refresh_token_expires_field = ENDING, field
+        providers = tmp_path / "providers.yaml"
+        providers.write_text(
+            "providers:\n  remote-demo:\n    display_name: Remote demo\n    auth_mode: oauth2\n"
+            f"    authorization_url: {base}/demo/oauth/authorize\n    token_url: {base}/demo/oauth/token\n"
+            "    refresh_token_rotates: true\n",
+            encoding="utf-8",
+        )
+        env = {
+            "DATABASE_URL": database_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}",
+            "PROVIDERS_FILE": str(providers), "REMOTE_DEMO_CLIENT_ID": DEMO_CLIENT_ID,
+            "REMOTE_DEMO_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        }  # fmt: skip
+        with in_process_broker(env, monkeypatch) as app:
+            tokens = server._issue("user", "profile")
+            now = datetime.now(UTC)
+            integration_id = seed_integration(
+                app, "remote-demo", "entity-ends", refresh_token=tokens["refresh_token"],
+                access_token=tokens["access_token"], expires_at=now + timedelta(hours=1),
+                refreshed_at=now - timedelta(hours=1),
+            )  # fmt: skip
+            assert current(app, integration_id).refresh_token_expires_at is None
+            before = datetime.now(UTC)
+            assert app.refresher.refresh(integration_id, force=True).outcome == "refreshed"
+            after = datetime.now(UTC)
+            end = current(app, integration_id).refresh_token_expires_at
+            assert end is not None, f"{field} was not read"
+            assert before + timedelta(seconds=ENDING) <= end <= after + timedelta(seconds=ENDING)
+            assert server.grants["refresh_token"] == 1

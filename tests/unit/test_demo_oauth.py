@@ -64,6 +64,16 @@ def test_refresh_tokens_rotate_and_a_used_one_is_rejected():
     assert server.grants == {"authorization_code": 1, "refresh_token": 2}
 
 
+def test_a_refresh_token_lifetime_is_stated_and_enforced():
+    clock = FixedClock()
+    server = DemoAuthServer(clock, refresh_token_lifetime=600)
+    tokens = _exchange(server, _code(server))
+    assert tokens["refresh_token_expires_in"] == 600
+    clock.advance(seconds=600)
+    with pytest.raises(DemoOAuthError, match="expired"):
+        server.token({"grant_type": "refresh_token", "refresh_token": str(tokens["refresh_token"])}, CLIENT)
+
+
 def test_bad_client_and_missing_pkce_are_refused():
     server = DemoAuthServer(FixedClock())
     with pytest.raises(DemoOAuthError) as bad_client:
