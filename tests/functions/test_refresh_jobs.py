@@ -17,9 +17,9 @@ import requests
 from sqlalchemy import func, select
 
 from shared.adapters.orm import IntegrationRow
-from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoAuthServer
-from tests.support.broker_env import DATA_KEY, in_process_broker
-from tests.support.demo_provider import serving_demo_provider
+from shared.local.demo_oauth import DemoAuthServer
+from tests.support.broker_env import in_process_broker
+from tests.support.demo_provider import demo_broker_env, serving_demo_provider
 from tests.support.mariadb import ALSO_ON_MYSQL
 from tests.support.processes import serving_function
 from tests.support.seed import seed_integration
@@ -38,18 +38,7 @@ def test_two_jobs_at_once_refresh_each_integration_exactly_once(
     database_url, demo_provider, tmp_path: Path, monkeypatch
 ):
     server, base = demo_provider
-    providers = tmp_path / "providers.yaml"
-    providers.write_text(
-        "providers:\n  remote-demo:\n    display_name: Remote demo\n    auth_mode: oauth2\n"
-        f"    authorization_url: {base}/demo/oauth/authorize\n    token_url: {base}/demo/oauth/token\n"
-        "    refresh_token_rotates: true\n",
-        encoding="utf-8",
-    )
-    env = {
-        "DATABASE_URL": database_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}",
-        "PROVIDERS_FILE": str(providers), "REMOTE_DEMO_CLIENT_ID": DEMO_CLIENT_ID,
-        "REMOTE_DEMO_CLIENT_SECRET": DEMO_CLIENT_SECRET, "REFRESH_CONCURRENCY": "8", "REFRESH_BATCH_SIZE": "25",
-    }  # fmt: skip
+    env = demo_broker_env(base, database_url, tmp_path, REFRESH_CONCURRENCY="8", REFRESH_BATCH_SIZE="25")
     with in_process_broker(env, monkeypatch) as app:
         now = datetime.now(UTC)
 

@@ -11,10 +11,9 @@ from sqlalchemy import update
 
 from shared.adapters.orm import IntegrationRow
 from shared.domain.clock import FixedClock
-from shared.local.demo_oauth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from shared.services.refresh_job import run_refresh_job
-from tests.support.broker_env import DATA_KEY, broker_env, connect, in_process_broker, provider_file
-from tests.support.demo_provider import serving_demo_provider
+from tests.support.broker_env import broker_env, connect, in_process_broker, provider_file
+from tests.support.demo_provider import demo_broker_env, serving_demo_provider
 from tests.support.engine import current
 from tests.support.events import events
 from tests.support.mariadb import ALSO_ON_MYSQL
@@ -100,18 +99,7 @@ def test_the_end_a_provider_states_for_its_refresh_token_is_stored_by_each_refre
     Each refresh stores the new end."""
     with serving_demo_provider() as (server, base):
         server.refresh_token_lifetime, server.refresh_token_expires_field = ENDING, field
-        providers = tmp_path / "providers.yaml"
-        providers.write_text(
-            "providers:\n  remote-demo:\n    display_name: Remote demo\n    auth_mode: oauth2\n"
-            f"    authorization_url: {base}/demo/oauth/authorize\n    token_url: {base}/demo/oauth/token\n"
-            "    refresh_token_rotates: true\n",
-            encoding="utf-8",
-        )
-        env = {
-            "DATABASE_URL": database_url, "SECRET_BACKEND": "database", "DATA_KEYS": f"1:{DATA_KEY}",
-            "PROVIDERS_FILE": str(providers), "REMOTE_DEMO_CLIENT_ID": DEMO_CLIENT_ID,
-            "REMOTE_DEMO_CLIENT_SECRET": DEMO_CLIENT_SECRET,
-        }  # fmt: skip
+        env = demo_broker_env(base, database_url, tmp_path)
         with in_process_broker(env, monkeypatch) as app:
             tokens = server._issue("user", "profile")
             now = datetime.now(UTC)
