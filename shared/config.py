@@ -132,6 +132,7 @@ class Settings(BaseModel):
     retention_batch_size: int = Field(1000, ge=1, le=10000)
     retention_max_batches: int = Field(10, ge=1, le=1000)
     sweep_max_secrets: int = Field(20, ge=0, le=1000)
+    sweep_window_hours: int = Field(48, ge=0, le=24 * 366)  # 0: the refresh job lists every secret each run
     webhook_urls: CommaList = []
     webhook_secrets: list[SecretStr] = []
     pubsub_topic: str | None = None

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.domain.secret_ports import within
 from shared.errors import SecretNotFound, SecretStoreUnavailable
 
 if TYPE_CHECKING:
@@ -157,7 +158,9 @@ class AwsSecretsManagerStore:
                 if not _absent(exc):
                     raise
 
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+    def stale_secret_ids(
+        self, prefix: str, created_before: datetime, created_after: datetime | None = None
+    ) -> list[str]:
         found: list[tuple[str, datetime]] = []
         with _unavailable_on_failure():
             pages = self._client.get_paginator("list_secrets").paginate(
@@ -165,7 +168,10 @@ class AwsSecretsManagerStore:
             )
             for page in pages:
                 found += [(str(s["Name"]), s["CreatedDate"]) for s in page.get("SecretList", []) if "CreatedDate" in s]
-        return sorted(name for name, created in found if name.startswith(prefix + "-") and created < created_before)
+        return sorted(
+            name for name, created in found
+            if name.startswith(prefix + "-") and within(created, created_before, created_after)
+        )  # fmt: skip
 
     def labels(self, secret_id: str) -> dict[str, str]:
         described = self._describe(secret_id)

@@ -106,12 +106,16 @@ class DatabaseSecretStore:
             conn.execute(delete(V).where(V.secret_id == secret_id))
 
     @_store_call
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+    def stale_secret_ids(
+        self, prefix: str, created_before: datetime, created_after: datetime | None = None
+    ) -> list[str]:
+        created = func.min(V.created_at)
+        window = [created < created_before] + ([] if created_after is None else [created > created_after])
         query = (
             select(V.secret_id)
             .where(V.secret_id.startswith(prefix + "-", autoescape=True))
             .group_by(V.secret_id)
-            .having(func.min(V.created_at) < created_before)
+            .having(*window)
             .order_by(V.secret_id)
         )
         with self._engine.connect() as conn:

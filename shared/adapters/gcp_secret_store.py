@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import google_crc32c
@@ -38,6 +38,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 from shared.adapters.gcp_call_log import LoggedClient
+from shared.domain.secret_ports import within
 from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
 
 DEFAULT_TIMEOUT = 10.0
@@ -206,13 +207,22 @@ class GcpSecretManagerStore:
                 if _status(exc) != "NOT_FOUND":
                     raise
 
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+    def stale_secret_ids(
+        self, prefix: str, created_before: datetime, created_after: datetime | None = None
+    ) -> list[str]:
         # Listing needs secretmanager.secrets.list on the project (not on a secret: no name condition applies).
+        # A window is filtered by the server (`create_time>`), so a run lists only the secrets created in it.
+        query = f"name:{prefix}-"
+        if created_after is not None:
+            query += f' AND create_time>"{created_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
         with _unavailable_on_failure():
-            request = {"parent": f"projects/{self._project}", "filter": f"name:{prefix}-", "page_size": LIST_PAGE}
+            request = {"parent": f"projects/{self._project}", "filter": query, "page_size": LIST_PAGE}
             pager = self._client.list_secrets(request=request, timeout=self._timeout)
             found = [(secret.name.rsplit("/", 1)[1], secret.create_time) for secret in pager]
-        return sorted(sid for sid, created in found if sid.startswith(prefix + "-") and created < created_before)
+        return sorted(
+            sid for sid, created in found
+            if sid.startswith(prefix + "-") and within(created, created_before, created_after)
+        )  # fmt: skip
 
     def labels(self, secret_id: str) -> dict[str, str]:
         with _unavailable_on_failure():

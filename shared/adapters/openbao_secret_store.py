@@ -27,6 +27,7 @@ import hvac
 from hvac import exceptions as bao_errors
 
 from shared.adapters.openbao_client import OpenBaoClient, unavailable
+from shared.domain.secret_ports import within
 from shared.errors import SecretCorrupted, SecretNotFound, SecretStoreUnavailable
 
 ADD_ATTEMPTS = 20
@@ -137,7 +138,9 @@ class OpenBaoKvStore:
         except bao_errors.InvalidPath:
             return
 
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
+    def stale_secret_ids(
+        self, prefix: str, created_before: datetime, created_after: datetime | None = None
+    ) -> list[str]:
         # One LIST of the mount, then one metadata read per candidate (KV v2 lists names only).
         try:
             listed = self._bao.call(lambda c: c.secrets.kv.v2.list_secrets(path="", mount_point=self._mount))
@@ -147,7 +150,7 @@ class OpenBaoKvStore:
         stale = []
         for name in names:
             metadata = self._metadata(name)
-            if metadata is not None and _created(metadata) < created_before:
+            if metadata is not None and within(_created(metadata), created_before, created_after):
                 stale.append(name)
         return sorted(stale)
 

@@ -40,8 +40,11 @@ class SecretStore(Protocol):
         """Raise DependencyUnavailable (with a reason, no secret) when the store cannot serve requests."""
         ...
 
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
-        """Ids of the secrets named `<prefix>-…` that were created before `created_before` (for the sweeper)."""
+    def stale_secret_ids(
+        self, prefix: str, created_before: datetime, created_after: datetime | None = None
+    ) -> list[str]:
+        """Ids of the secrets named `<prefix>-…` created before `created_before` and, when given, after
+        `created_after` (the sweeper; the refresh job looks only at a window of recent creations)."""
         ...
 
     def labels(self, secret_id: str) -> dict[str, str]:
@@ -61,3 +64,8 @@ class SecretStores(Protocol):
     def default(self) -> SecretStore: ...
 
     def of(self, backend: str | None) -> SecretStore: ...
+
+
+def within(created: datetime, created_before: datetime, created_after: datetime | None) -> bool:
+    """Whether a secret created at `created` is in the window `stale_secret_ids` asks for."""
+    return created < created_before and (created_after is None or created > created_after)

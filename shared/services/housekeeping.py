@@ -60,19 +60,24 @@ class Housekeeping:
         swept: dict[str, int | str] = dict(SweepReport().counts())
         if self.settings.sweep_max_secrets > 0 and not self.stopping():
             try:
-                swept.update(self.sweep(limit=self.settings.sweep_max_secrets, deadline=deadline).counts())
+                hours = self.settings.sweep_window_hours
+                window = timedelta(hours=hours) if hours else None
+                swept.update(
+                    self.sweep(limit=self.settings.sweep_max_secrets, deadline=deadline, window=window).counts()
+                )
             except Exception as exc:  # noqa: BLE001 - e.g. the secret store is down: the next run sweeps
                 swept["error"] = _failed("orphan sweep", exc)
         return {"purged": purged, "swept": swept}
 
     def sweep(
         self, *, limit: int | None, deadline: float | None = None, min_age: timedelta = ORPHAN_MIN_AGE,
-        dry_run: bool = False,
+        dry_run: bool = False, window: timedelta | None = None,
     ) -> SweepReport:  # fmt: skip
-        """Revoke and delete up to `limit` (None: all) orphan secrets older than `min_age`."""
+        """Revoke and delete up to `limit` (None: all) orphan secrets older than `min_age`, created within `window`
+        before that (None: whenever)."""
         return sweep_orphan_secrets(
             self.secrets, self.store, self.clock, self.audit, self, prefix=self.settings.secret_prefix,
-            min_age=min_age, dry_run=dry_run, limit=limit, deadline=deadline, stopping=self.stopping,
+            min_age=min_age, dry_run=dry_run, limit=limit, deadline=deadline, stopping=self.stopping, window=window,
         )  # fmt: skip
 
 

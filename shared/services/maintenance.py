@@ -40,11 +40,14 @@ class SweepReport:
 
 
 def find_orphans(
-    secrets: SecretStore, index: HousekeepingStore, clock: Clock, *, prefix: str, min_age: timedelta
-) -> list[tuple[str, UUID]]:
-    """(secret id, integration id) of the secrets under `prefix`, older than `min_age`, that no row points at."""
+    secrets: SecretStore, index: HousekeepingStore, clock: Clock, *, prefix: str, min_age: timedelta,
+    window: timedelta | None = None,
+) -> list[tuple[str, UUID]]:  # fmt: skip
+    """(secret id, integration id) of the secrets under `prefix`, older than `min_age` (and created within `window`
+    before that, when given), that no row points at."""
     named: dict[UUID, str] = {}
-    for secret_id in secrets.stale_secret_ids(prefix, clock.now() - min_age):
+    before = clock.now() - min_age
+    for secret_id in secrets.stale_secret_ids(prefix, before, None if window is None else before - window):
         try:
             named[UUID(secret_id.removeprefix(prefix + "-"))] = secret_id
         except ValueError:
@@ -56,12 +59,14 @@ def find_orphans(
 def sweep_orphan_secrets(
     secrets: SecretStore, index: HousekeepingStore, clock: Clock, audit: AuditLog, deps: RevocationDeps, *,
     prefix: str, min_age: timedelta, dry_run: bool = False, limit: int | None = None, deadline: float | None = None,
-    stopping: Callable[[], bool] = lambda: False,
+    stopping: Callable[[], bool] = lambda: False, window: timedelta | None = None,
 ) -> SweepReport:  # fmt: skip
-    """Revoke and delete (with `dry_run`, only list) up to `limit` orphans; start none after `deadline` (monotonic)
-    or once `stopping()` says the process is shutting down."""
+    """Revoke and delete (with `dry_run`, only list) up to `limit` orphans created within `window` (None: any time)
+    before `min_age`; start none after `deadline` (monotonic) or once `stopping()` says the process is shutting
+    down."""
     report = SweepReport()
-    for secret_id, integration_id in find_orphans(secrets, index, clock, prefix=prefix, min_age=min_age)[:limit]:
+    orphans = find_orphans(secrets, index, clock, prefix=prefix, min_age=min_age, window=window)
+    for secret_id, integration_id in orphans[:limit]:
         if (deadline is not None and time.monotonic() >= deadline) or stopping():
             break
         report.orphans.append(secret_id)

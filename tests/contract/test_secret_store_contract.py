@@ -84,6 +84,11 @@ def test_stale_secrets_are_listed_by_prefix_and_age(store: SecretStore):
     later = datetime.now(UTC) + timedelta(minutes=5)
     assert store.stale_secret_ids(prefix, later) == [old], "only names under `<prefix>-`"
     assert store.stale_secret_ids(prefix, datetime.now(UTC) - timedelta(hours=1)) == [], "too young"
+    # The refresh job's sweep looks only at a window of recent creations (orphans are born when a write is cut
+    # short), so that a run's listing stays small however many secrets there are.
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert store.stale_secret_ids(prefix, later, created_after=since) == [old], "created within the window"
+    assert store.stale_secret_ids(prefix, later, created_after=later) == [], "created before the window"
 
 
 def test_check_passes_on_a_running_server(store: SecretStore):

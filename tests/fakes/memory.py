@@ -13,6 +13,7 @@ from shared.domain.models import AuditEvent, Integration, OAuthState, Status
 from shared.domain.oauth import TokenRequest, TokenSet
 from shared.domain.ports import Record
 from shared.domain.revocation import RevocationRequest
+from shared.domain.secret_ports import within
 from shared.errors import Conflict, DependencyUnavailable, NotFound, SecretNotFound, SecretStoreUnavailable
 from shared.providers.catalog import Provider
 
@@ -63,8 +64,13 @@ class MemorySecretStore:
     def check(self) -> None:
         pass
 
-    def stale_secret_ids(self, prefix: str, created_before: datetime) -> list[str]:
-        return sorted(s for s, at in self.created.items() if s.startswith(prefix + "-") and at < created_before)
+    def stale_secret_ids(
+        self, prefix: str, created_before: datetime, created_after: datetime | None = None
+    ) -> list[str]:
+        return sorted(
+            s for s, at in self.created.items()
+            if s.startswith(prefix + "-") and within(at, created_before, created_after)
+        )  # fmt: skip
 
 
 class MemoryIntegrations:

@@ -207,13 +207,13 @@ class SecretManagerState:
         return t.Secret(self._secret(request.name).message)
 
     def _list_secrets(self, request: Any) -> Any:
-        if request.filter and not request.filter.startswith("name:"):
-            raise RpcError(Code.INVALID_ARGUMENT, f"this fake only filters on name:<substring>, got [{request.filter}]")
-        needle = request.filter.removeprefix("name:")
+        needle, after = _secret_filter(request.filter)
         found = [
             s.message
             for name, s in sorted(self._secrets.items())
-            if name.startswith(request.parent + "/") and needle in name.rsplit("/", 1)[1]
+            if name.startswith(request.parent + "/")
+            and needle in name.rsplit("/", 1)[1]
+            and (after is None or s.message.create_time > after)
         ]
         page, token = _page(found, request.page_size, request.page_token)
         return t.ListSecretsResponse(secrets=page, next_page_token=token, total_size=len(found))
@@ -436,3 +436,20 @@ class LocalSecretManager:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+SECRET_FILTER = re.compile(r'name:(?P<name>[^\s"]*)(?: AND create_time>"(?P<after>[0-9T:.Z-]+)")?')
+
+
+def _secret_filter(text: str) -> tuple[str, datetime | None]:
+    """The part of Secret Manager's list filter syntax the broker sends: `name:<substring>`, optionally
+    `AND create_time>"<RFC 3339>"`; anything else is refused, as the real API refuses what it cannot parse."""
+    if not text:
+        return "", None
+    match = SECRET_FILTER.fullmatch(text.strip())
+    if match is None:
+        raise RpcError(
+            Code.INVALID_ARGUMENT, f'this fake filters on name:<substring> [AND create_time>"…"], got [{text}]'
+        )
+    after = match["after"]
+    return match["name"], None if after is None else datetime.fromisoformat(after.replace("Z", "+00:00"))

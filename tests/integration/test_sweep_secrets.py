@@ -175,7 +175,7 @@ def test_broker_sweep_secrets_lists_then_revokes_and_deletes(pg_url, tmp_path):
     assert store.enabled_versions(orphan) == []
 
 
-def test_a_draining_process_starts_no_housekeeping(pg_url, deps, keyring):
+def test_a_draining_process_starts_no_housekeeping_and_a_run_sweeps_its_window(pg_url, deps, keyring):
     from shared.services.housekeeping import Housekeeping
 
     engine = engine_for_url(pg_url)
@@ -191,4 +191,19 @@ def test_a_draining_process_starts_no_housekeeping(pg_url, deps, keyring):
     assert housekeeping.run()["swept"] == {"orphans": 0, "revoked": 0, "deleted": 0, "kept": 0}
     assert store.enabled_versions(orphan) == [1]
     housekeeping.stopping = lambda: False
+    clock.advance(hours=48)  # 50 h old: born before the default window (48 h before the minimum age of 1 h)
+    assert housekeeping.run()["swept"] == {"orphans": 0, "revoked": 0, "deleted": 0, "kept": 0}
+    housekeeping.settings = load_settings(provider_timeout=1, sweep_window_hours=0)  # every secret, every run
     assert housekeeping.run()["swept"] == {"orphans": 1, "revoked": 0, "deleted": 1, "kept": 0}
+
+
+def test_a_windowed_sweep_lists_only_recent_creations_and_a_full_one_finds_the_rest(store, pg_url, deps, prefix):
+    """The refresh job sweeps a window of recent creations (SWEEP_WINDOW_HOURS: its listing stays small at a million
+    secrets); `broker sweep-secrets` (no window) finds an orphan born before it."""
+    now = datetime.now(UTC)
+    orphan = secret_id_for(prefix, uuid4())
+    store.add_version(orphan, json.dumps({"credentials": {"api_key": "k"}}).encode(), {"provider": "openai"})
+    later = FixedClock(now + 2 * HOUR)  # the orphan is 2 h old: 1 h past the minimum age
+    assert _sweep(store, pg_url, deps, later, prefix, window=HOUR / 2, dry_run=True).orphans == [], "before the window"
+    assert _sweep(store, pg_url, deps, later, prefix, window=2 * HOUR, dry_run=True).orphans == [orphan]
+    assert _sweep(store, pg_url, deps, later, prefix).deleted == [orphan], "no window: everything"
