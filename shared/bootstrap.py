@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from shared.adapters.http_oauth import HttpTokenEndpoint
     from shared.adapters.pg_pool import Connect
-    from shared.providers.catalog import Catalog
+    from shared.providers.catalog import Catalog, Provider
     from shared.services.connect import ConnectFlow
     from shared.services.housekeeping import Housekeeping
     from shared.services.integrations import IntegrationService
@@ -70,6 +70,14 @@ class Deferred:
         return getattr(self._target, name)
 
 
+class DeferredDirectory(Deferred):
+    """The OIDC directory, built (PyJWT, `requests`) only once an entry needs discovery or an ID token is checked:
+    starting a flow with a provider whose endpoints the catalog names builds nothing."""
+
+    def resolve(self, provider: Provider) -> Provider:
+        return self.__getattr__("resolve")(provider) if provider.needs_discovery else provider
+
+
 class Container(EventComponents, SecretComponents, CallerComponents, FanoutComponents, ConnectComponents):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
@@ -82,6 +90,10 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
     def later(self, component: str) -> Any:
         """`component`, built when first used (Deferred)."""
         return Deferred(lambda: getattr(self, component))
+
+    @cached_property
+    def deferred_directory(self) -> ProviderDirectory:
+        return DeferredDirectory(lambda: self.directory)
 
     @cached_property
     def clock(self) -> Clock:
@@ -196,7 +208,7 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
             settings=self.settings, catalog=self.catalog, integrations=self.integrations, admin=self.integration_admin,
             secrets=self.secret_stores, keyring=self.keyring, clock=self.clock,
             token_endpoint=self.later("token_endpoint"), revoker=self.later("token_endpoint"),
-            directory=self.later("directory"), audit=self.audit,
+            directory=self.deferred_directory, audit=self.audit,
         )  # fmt: skip
 
     @cached_property
@@ -215,7 +227,7 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
         return ConnectFlow(
             settings=self.settings, catalog=self.catalog, states=self.states, integrations=self.integrations,
             secrets=self.secret_stores, keyring=self.keyring, clock=self.clock,
-            token_endpoint=self.later("token_endpoint"), directory=self.later("directory"), audit=self.audit,
+            token_endpoint=self.later("token_endpoint"), directory=self.deferred_directory, audit=self.audit,
             flows=self.flow_records,
         )  # fmt: skip
 
@@ -233,7 +245,7 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
         return Refresher(
             settings=self.settings, catalog=self.catalog, store=self.refresh_store, secrets=self.secret_stores,
             keyring=self.keyring, clock=self.clock, token_endpoint=self.later("token_endpoint"),
-            directory=self.later("directory"),
+            directory=self.deferred_directory,
             lease=timedelta(seconds=self.settings.refresh_lease), stopping=stopping,
         )  # fmt: skip
 
@@ -265,10 +277,11 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
         from shared.services.housekeeping import Housekeeping
 
         return Housekeeping(
-            store=SqlHousekeepingStore(self.engine), secrets=self.secret_store, audit=self.audit, clock=self.clock,
-            catalog=self.catalog, settings=self.settings, directory=self.later("directory"),
+            store=SqlHousekeepingStore(self.engine), secrets=self.later("secret_store"), audit=self.audit,
+            clock=self.clock,
+            catalog=self.catalog, settings=self.settings, directory=self.deferred_directory,
             revoker=self.later("token_endpoint"),  # only an orphan to revoke needs them (and `requests`)
-            stopping=stopping,
+            stopping=stopping, defer_first_sweep=True,
         )  # fmt: skip
 
 

@@ -45,10 +45,12 @@ class EventComponents:
     @cached_property
     def event_sinks(self) -> list[EventSink]:
         """WEBHOOK_URLS (through the egress session) and PUBSUB_TOPIC; the Pub/Sub client is built on first use."""
-        from shared.adapters.webhook_sink import WebhookSink
-
         s = self.settings
-        sinks: list[EventSink] = [WebhookSink(url, s.webhook_keys, self.egress) for url in s.webhook_urls]
+        sinks: list[EventSink] = []
+        if s.webhook_urls:  # only then `requests` and the egress session (a cold start without webhooks skips them)
+            from shared.adapters.webhook_sink import WebhookSink
+
+            sinks += [WebhookSink(url, s.webhook_keys, self.egress) for url in s.webhook_urls]
         if s.pubsub_topic:
             from shared.adapters.pubsub_sink import PubSubSink
 

@@ -13,7 +13,7 @@ import jwt
 import requests
 
 from shared.adapters.dev_auth import ENTITY_ID_RE, DevHeaderAuthenticator
-from shared.adapters.egress import SessionJwksClient
+from shared.adapters.jwks import SessionJwksClient
 from shared.domain.urls import check_url
 from shared.errors import DependencyUnavailable, Unauthenticated
 from shared.http import bearer_credential

@@ -66,7 +66,7 @@ class GoogleIdTokens:
         # Through the instance's checked session (egress rules in production), like every other outbound call.
         from requests import Session
 
-        from shared.adapters.egress import SessionJwksClient
+        from shared.adapters.jwks import SessionJwksClient
 
         self._jwks = SessionJwksClient(jwks_url, session or Session(), cache_keys=True, lifespan=3600, timeout=5)
         self._issuers = issuers

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from shared.adapters.egress import SessionJwksClient
 from shared.adapters.http_oauth import HttpTokenEndpoint
+from shared.adapters.jwks import SessionJwksClient
 from shared.domain.hooks import expected_issuer
 from shared.domain.urls import check_url
 from shared.errors import ProviderError
@@ -40,9 +40,10 @@ class OidcProviders:
 
     def resolve(self, provider: Provider) -> Provider:
         """The entry with endpoints it leaves out taken from its issuer's discovery document."""
-        missing = [name for name in DISCOVERED if getattr(provider, name) is None]
-        if provider.issuer is None or not missing:
+        if not provider.needs_discovery:
             return provider
+        assert provider.issuer is not None
+        missing = [name for name in DISCOVERED if getattr(provider, name) is None]
         document = self._discovery(provider.issuer)
         found = {
             name: document[DISCOVERED[name]] for name in missing if isinstance(document.get(DISCOVERED[name]), str)

@@ -17,11 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from oauthlib.common import add_params_to_uri
-from oauthlib.oauth2 import WebApplicationClient
-from oauthlib.oauth2.rfc6749 import errors as oauth_errors
-from oauthlib.oauth2.rfc6749.parameters import parse_token_response
-
 from shared.domain import hooks
 from shared.domain.models import ClientCredentials
 from shared.errors import ProviderError
@@ -42,6 +37,8 @@ def digest(value: str) -> str:
 
 
 def pkce_pair() -> tuple[str, str]:
+    from oauthlib.oauth2 import WebApplicationClient  # here: ~60 modules only the flow's start needs
+
     client = WebApplicationClient(None)
     verifier = str(client.create_code_verifier(VERIFIER_LENGTH))
     return verifier, str(client.create_code_challenge(verifier, "S256"))
@@ -72,6 +69,8 @@ def authorization_url(
     if code_challenge is not None:
         params += [("code_challenge", code_challenge), ("code_challenge_method", "S256")]
     params += list(provider.authorization_params.items())
+    from oauthlib.common import add_params_to_uri
+
     return str(add_params_to_uri(provider.authorization_url, params))
 
 
@@ -155,6 +154,9 @@ def parse_token_reply(
         reply = parse_body(body)
         lifted = hooks.token_fields(provider, reply)
         body = json.dumps(lifted) if lifted is not reply else body
+    from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+    from oauthlib.oauth2.rfc6749.parameters import parse_token_response
+
     try:
         params = dict(parse_token_response(body))
     except oauth_errors.OAuth2Error as exc:

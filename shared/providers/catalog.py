@@ -22,6 +22,7 @@ from shared.providers.sources import Sources, read_sources
 URL_FIELDS = (
     "issuer", "authorization_url", "token_url", "refresh_url", "revocation_url", "userinfo_url", "jwks_uri",
 )  # fmt: skip
+DISCOVERABLE = ("authorization_url", "token_url", "revocation_url", "userinfo_url", "jwks_uri")  # OIDC discovery
 
 
 def _frozen_map() -> Mapping[str, str]:
@@ -84,6 +85,11 @@ class Provider:
     def needs_issuer(self) -> bool:
         """A per-tenant entry (Okta, Auth0, Keycloak, an Entra tenant) whose issuer the deployment has not set."""
         return self.issuer_template is not None and self.issuer is None
+
+    @property
+    def needs_discovery(self) -> bool:
+        """An OIDC entry that leaves out endpoints its issuer's discovery document names (shared.adapters.oidc)."""
+        return self.issuer is not None and any(getattr(self, name) is None for name in DISCOVERABLE)
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oauthlib.common import add_params_to_uri
-
 from shared.domain.models import OAuthState
 from shared.errors import BrokerError, DependencyUnavailable, ProviderError
 
@@ -32,6 +30,8 @@ class Ending:
 
 def ending(record: OAuthState, result: dict[str, str]) -> Ending:
     """`result`: `integration_id`, `status`, `refreshable`, or `error` and `error_description`."""
+    from oauthlib.common import add_params_to_uri  # here: a refused callback (unknown state) does not load it
+
     location = str(add_params_to_uri(record.return_to, list(result.items()))) if record.return_to else ""
     if record.message_origin is None:
         return Ending(location)

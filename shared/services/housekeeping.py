@@ -2,7 +2,10 @@
 
 Both are bounded per run (rows per table, orphans) and by a time budget of their own, and neither can fail the
 run: a failure is logged and reported in the answer (`"error": "<code>"`), the next run tries again. Nothing
-starts once the process is draining (SIGTERM, shared.lifecycle).
+starts once the process is draining (SIGTERM, shared.lifecycle). With `defer_first_sweep` (as deployed), an
+instance's first run leaves the sweep to its next run (`"deferred": true`): a cold start then builds no secret
+store client (Secret Manager's is a gRPC stack, about a hello-world function's whole start-up) for a sweep that
+almost always finds nothing, and the events schedule (every minute) keeps the instance for the next run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Housekeeping:
     revoker: TokenRevoker
     budget: float = BUDGET
     stopping: Callable[[], bool] = lambda: False  # the process is shutting down: start nothing
+    defer_first_sweep: bool = False
+    runs: int = 0  # this instance's runs so far
 
     @property
     def retention(self) -> RetentionPolicy:
@@ -50,7 +55,7 @@ class Housekeeping:
 
     def run(self) -> dict[str, dict[str, int | str]]:
         """`{"purged": {"audit_events", "oauth_states", "connect_sessions", "events"},
-        "swept": {"orphans", "revoked", "deleted", "kept"}}`."""
+        "swept": {"orphans", "revoked", "deleted", "kept"[, "deferred"]}}`."""
         deadline = time.monotonic() + (0.0 if self.stopping() else self.budget)
         purged: dict[str, int | str] = {"audit_events": 0, "oauth_states": 0, "connect_sessions": 0, "events": 0}
         try:
@@ -58,7 +63,10 @@ class Housekeeping:
         except Exception as exc:  # noqa: BLE001 - housekeeping never fails the refresh run
             purged["error"] = _failed("retention", exc)
         swept: dict[str, int | str] = dict(SweepReport().counts())
-        if self.settings.sweep_max_secrets > 0 and not self.stopping():
+        self.runs += 1
+        if self.defer_first_sweep and self.runs == 1:
+            swept["deferred"] = True
+        elif self.settings.sweep_max_secrets > 0 and not self.stopping():
             try:
                 hours = self.settings.sweep_window_hours
                 window = timedelta(hours=hours) if hours else None

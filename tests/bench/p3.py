@@ -116,14 +116,16 @@ def import_profile(stderr: str, top: int = 10) -> dict[str, Any]:
 def p3(env: Mapping[str, str], integration_id: str, api_key: str, runs: int = 5, rss_rounds: int = 3) -> dict[str, Any]:
     asks = probes(integration_id, api_key)
     times: dict[str, list[float]] = {name: [] for name in asks}
+    cpu: dict[str, list[float]] = {name: [] for name in asks}  # the process group's CPU to its first answer
     for _ in range(runs):
         for name, probe in asks.items():
             cold = Cold(name, env, probe)
             try:
                 times[name].append(cold.first_answer())
+                cpu[name].append(procfs.cpu_seconds(cold.process.pid))
             finally:
                 cold.stop()
-    floor = statistics.median(times["hello"])
+    floor, cpu_floor = statistics.median(times["hello"]), statistics.median(cpu["hello"])
     imports, rss = {}, {}
     for name, probe in asks.items():
         cold = Cold(name, env, probe, importtime=True)
@@ -137,6 +139,9 @@ def p3(env: Mapping[str, str], integration_id: str, api_key: str, runs: int = 5,
         "floor_ms": floor * 1000,
         "ratio": {name: statistics.median(t) / floor for name, t in times.items() if name != "hello"},
         "median_ms": {name: statistics.median(t) * 1000 for name, t in times.items()},
+        "runs_ms": {name: [round(s * 1000) for s in t] for name, t in times.items()},
+        "cpu_ms": {name: statistics.median(c) * 1000 for name, c in cpu.items()},
+        "cpu_ratio": {name: statistics.median(c) / cpu_floor for name, c in cpu.items() if name != "hello"},
         "imports": imports,
         "rss_mb": rss,
     }

@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.adapters.caller_auth import OidcAuthenticator
-from shared.adapters.egress import EgressRefused, SessionJwksClient, egress_session
+from shared.adapters.egress import EgressRefused, egress_session
 from shared.adapters.http_oauth import HttpTokenEndpoint
+from shared.adapters.jwks import SessionJwksClient
 from shared.adapters.oidc import OidcProviders
 from shared.bootstrap import Container
 from shared.config import load_settings
