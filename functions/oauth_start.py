@@ -8,7 +8,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.bootstrap import check, container
-from shared.connect_page.routes import serve_connect
 from shared.http import cors, framework_error, handle_errors, json_response, parse_json, preflight, require_method
 from shared.schemas import StartBody
 
@@ -21,6 +20,8 @@ check(client_secrets=False)  # start only builds authorization URLs: client ids 
 def oauth_start(request: flask.Request) -> BaseResponse:
     app = container()
     if request.path != "/oauth/start":
+        from shared.connect_page.routes import serve_connect  # here: starting a flow loads no page or its schemas
+
         return serve_connect(request, app)
     if request.method == "OPTIONS":
         return preflight(request, app.settings.allowed_origins, "POST")

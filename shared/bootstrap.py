@@ -16,33 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from shared.bootstrap_callers import CallerComponents
 from shared.bootstrap_connect import ConnectComponents
+from shared.bootstrap_data import DataComponents
 from shared.bootstrap_events import EventComponents
 from shared.bootstrap_fanout import FanoutComponents
 from shared.bootstrap_secrets import SecretComponents
 from shared.config import Settings, get_settings
 from shared.domain.clock import SystemClock
-from shared.domain.ports import (
-    AuditLog,
-    AuditTrail,
-    CiphertextStore,
-    Clock,
-    IntegrationAdmin,
-    IntegrationFinder,
-    IntegrationRepository,
-    OAuthStateRepository,
-    ProviderDirectory,
-    RefreshStore,
-    TokenReads,
-)
 from shared.errors import CatalogError, ConfigurationError
 from shared.logs import configure_logging
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the ports' modules would bring the crypto envelope and the events domain
     import requests
-    from sqlalchemy import Engine
 
     from shared.adapters.http_oauth import HttpTokenEndpoint
-    from shared.adapters.pg_pool import Connect
+    from shared.domain.ports import Clock, ProviderDirectory
     from shared.providers.catalog import Catalog, Provider
     from shared.services.connect import ConnectFlow
     from shared.services.housekeeping import Housekeeping
@@ -78,7 +65,9 @@ class DeferredDirectory(Deferred):
         return self.__getattr__("resolve")(provider) if provider.needs_discovery else provider
 
 
-class Container(EventComponents, SecretComponents, CallerComponents, FanoutComponents, ConnectComponents):
+class Container(
+    DataComponents, EventComponents, SecretComponents, CallerComponents, FanoutComponents, ConnectComponents
+):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
         components = {name for klass in type(self).__mro__ for name in vars(klass) if not name.startswith("_")}
@@ -100,77 +89,10 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
         return SystemClock()
 
     @cached_property
-    def engine(self) -> Engine:
-        from shared.adapters.db import build_engine
-
-        return build_engine(self.settings, connect=self.pg_connect if self.settings.instance_connection_name else None)
-
-    @cached_property
-    def pg_connect(self) -> Connect | None:
-        """How this instance opens a raw PostgreSQL connection (one Cloud SQL connector per process); None on
-        SQLite and MySQL (their token reads go through SQLAlchemy)."""
-        from shared.adapters import pg_pool
-
-        if self.settings.dialect != "postgresql":
-            return None
-        if self.settings.instance_connection_name:
-            return pg_pool.cloud_sql_connect(self.settings)
-        url = self.settings.database_url or ""
-        return pg_pool.url_connect(url) if url.startswith("postgresql") else None
-
-    @cached_property
-    def token_reads(self) -> TokenReads:
-        connect = self.pg_connect
-        if connect is None:
-            from shared.adapters.sql_token_reads import SqlTokenReads
-
-            return SqlTokenReads(self.engine)
-        from shared.adapters.pg_pool import PgConnections
-        from shared.adapters.pg_token_reads import PgTokenReads
-
-        return PgTokenReads(PgConnections(connect, self.settings.db_pool_size))
-
-    @cached_property
     def catalog(self) -> Catalog:
         from shared.providers.catalog import load_catalog
 
         return load_catalog(self.settings.providers_file)
-
-    @cached_property
-    def integrations(self) -> IntegrationRepository:
-        from shared.adapters.sql_repositories import SqlIntegrationRepository
-
-        return SqlIntegrationRepository(self.engine, self.clock)
-
-    @cached_property
-    def states(self) -> OAuthStateRepository:
-        from shared.adapters.sql_repositories import SqlOAuthStateRepository
-
-        return SqlOAuthStateRepository(self.engine)
-
-    @cached_property
-    def audit(self) -> AuditLog:
-        from shared.adapters.sql_repositories import SqlAuditLog
-
-        return SqlAuditLog(self.engine, self.clock)
-
-    @cached_property
-    def audit_trail(self) -> AuditTrail:
-        from shared.adapters.sql_operator import SqlAuditTrail
-
-        return SqlAuditTrail(self.engine)
-
-    @cached_property
-    def ciphertexts(self) -> CiphertextStore:
-        from shared.adapters.sql_ciphertexts import SqlCiphertexts
-
-        return SqlCiphertexts(self.engine)
-
-    @cached_property
-    def integration_finder(self) -> IntegrationFinder:
-        from shared.adapters.sql_operator import SqlIntegrationFinder
-
-        return SqlIntegrationFinder(self.engine)
 
     @cached_property
     def egress(self) -> requests.Session:
@@ -193,12 +115,6 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
         from shared.adapters.oidc import OidcProviders
 
         return OidcProviders(self.token_endpoint, timeout=self.settings.provider_timeout)
-
-    @cached_property
-    def integration_admin(self) -> IntegrationAdmin:
-        from shared.adapters.sql_integrations import SqlIntegrationAdmin
-
-        return SqlIntegrationAdmin(self.engine, self.clock)
 
     @cached_property
     def integration_service(self) -> IntegrationService:
@@ -230,12 +146,6 @@ class Container(EventComponents, SecretComponents, CallerComponents, FanoutCompo
             token_endpoint=self.later("token_endpoint"), directory=self.deferred_directory, audit=self.audit,
             flows=self.flow_records,
         )  # fmt: skip
-
-    @cached_property
-    def refresh_store(self) -> RefreshStore:
-        from shared.adapters.sql_refresh import SqlRefreshStore
-
-        return SqlRefreshStore(self.engine)
 
     @cached_property
     def refresher(self) -> Refresher:

@@ -7,13 +7,12 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from shared.domain.event_ports import EventSink, EventStore
-
 if TYPE_CHECKING:
     import requests
     from sqlalchemy import Engine
 
     from shared.config import Settings
+    from shared.domain.event_ports import EventSink, EventStore
     from shared.domain.ports import AuditLog, Clock
     from shared.services.dispatcher import Dispatcher
     from shared.services.event_operations import EventOperations

@@ -14,27 +14,29 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import sys
 
 if sys.argv[1:2] == ["function"]:  # `broker function`: no collection during start-up (shared.function_server)
     gc.disable()
 
-from shared.cli import audit, integrations, keys, migrate, oauth, providers, scheduler, secrets, serve
 from shared.errors import BrokerError, ConfigurationError
 
-GROUPS = (migrate, serve, scheduler, integrations, audit, providers, keys, secrets, oauth)
+GROUPS = ("migrate", "serve", "scheduler", "integrations", "audit", "providers", "keys", "secrets", "oauth")
+FUNCTION_GROUPS = ("serve",)  # `broker function` (every deployed function's start) parses with its own group only
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(groups: tuple[str, ...] = GROUPS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="broker", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in GROUPS:
-        group.register(commands)
+    for name in groups:
+        importlib.import_module(f"shared.cli.{name}").register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(FUNCTION_GROUPS if words[:1] == ["function"] else GROUPS).parse_args(argv)
     try:
         before = getattr(args, "before_settings", None)
         if before is not None:
@@ -54,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print("broker: interrupted", file=sys.stderr)
         return 130
     finally:
-        from shared.cli.common import release
-
-        release()
+        if "shared.cli.common" in sys.modules:  # only a command that built containers has pools to close
+            sys.modules["shared.cli.common"].release()
 
 
 __all__ = ["build_parser", "main"]

@@ -13,9 +13,11 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from shared.domain.delivery import Destination
+if TYPE_CHECKING:  # settings read webhook secrets with this module: their start-up loads no delivery machinery
+    from shared.domain.delivery import Destination
 
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24  # the spec: secrets are 24 to 64 random bytes
@@ -53,6 +55,8 @@ def headers(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes)
 def destination(url: str) -> Destination:
     """A webhook endpoint as a destination: keyed by a digest of the whole URL (a query may carry the receiver's
     own token), shown without its query."""
+    from shared.domain.delivery import Destination
+
     parts = urlsplit(url)
     shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
     return Destination("webhook:" + hashlib.sha256(url.encode()).hexdigest()[:16], "webhook", shown)
