@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.models import Status
 from shared.domain.text import DISPLAY_TEXT_PATTERN, is_display_text
-from shared.services.connect import StartRequest
 from shared.services.integrations import IntegrationPatch, ListQuery, NewStaticIntegration
+
+if TYPE_CHECKING:
+    from shared.services.connect import StartRequest
 
 
 class Strict(BaseModel):
@@ -28,6 +30,8 @@ class StartBody(Strict):
     mode: Literal["redirect", "popup"] = "redirect"
 
     def to_request(self) -> StartRequest:
+        from shared.services.connect import StartRequest  # here: the integrations API loads no connect flow
+
         return StartRequest(
             self.provider, list(self.scopes), self.return_to, self.label, self.integration_id, self.mode
         )

@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from shared.errors import ConfigurationError, SecretCorrupted
 
 NONCE_BYTES = 12
@@ -57,6 +54,8 @@ class Keyring:
         return self.current
 
     def seal(self, plaintext: bytes, *, purpose: str, record: str) -> tuple[bytes, int]:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # here: a start-up that seals nothing skips it
+
         version = self.current_version
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(self.keys[version]).encrypt(nonce, plaintext, associated_data(purpose, record, version))
@@ -72,6 +71,9 @@ class Keyring:
         if len(ciphertext) <= NONCE_BYTES:
             raise SecretCorrupted(f"{purpose} ciphertext for {record} is truncated")
         nonce, sealed = ciphertext[:NONCE_BYTES], ciphertext[NONCE_BYTES:]
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             return AESGCM(key).decrypt(nonce, sealed, associated_data(purpose, record, key_version))
         except InvalidTag:
@@ -99,4 +101,6 @@ class Sealed:
 
 
 def new_data_key() -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return AESGCM.generate_key(bit_length=256)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.domain.ports import SecretStore
 from shared.errors import BrokerError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from shared.domain.ports import SecretStore
 
 
 def readiness(engine: Engine, secret_store: SecretStore) -> dict[str, str]:
