@@ -26,9 +26,10 @@ from tests.support.webhook_receiver import running_receiver
 
 EVENTS = 1000
 # Wall-clock room, not a performance bound: each run must reach the end of the outbox. At a load average of 9 on 2
-# cores the test takes ~30 s; niced at 10-13 it took 50-120 s, and 4 of 20 failed on the old 120 s (the dispatchers'
-# budget and pytest's timeout). The 998/1000 seen once is that budget running out with 2 events still pending, which
-# the next run sends: the dispatcher stops claiming when its budget is spent, by design.
+# cores the test takes ~30 s; niced at 10-13 it took 50-120 s, and 4 of 20 failed on pytest's old 120 s. The 998/1000
+# seen once was two connections the receiver's old backlog of 5 dropped: a send that times out is retried after a
+# backoff (not lost, and not in this run), so the sends get the room a loaded machine needs too. What this test is
+# about is the claims, not the transport (test_event_delivery.py: a failed connection is retried, not lost).
 BUDGET = 480.0
 
 
@@ -53,7 +54,7 @@ def test_two_dispatchers_over_a_thousand_pending_events_deliver_each_exactly_onc
         start = threading.Barrier(2)
 
         def dispatch(engine) -> None:
-            sink = WebhookSink(receiver.url, [parse_secret(SECRET)], requests.Session())
+            sink = WebhookSink(receiver.url, [parse_secret(SECRET)], requests.Session(), timeout=(30.0, 60.0))
             dispatcher = Dispatcher(SqlEventStore(engine), [sink], SystemClock(), timedelta(hours=24), batch=200)
             start.wait()
             results.append(dispatcher.run(BUDGET))
