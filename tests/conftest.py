@@ -40,6 +40,7 @@ def pg_databases(pg_server: Server) -> Iterator[DatabaseFactory]:
     schema.upgrade(engine)
     engine.dispose()
     yield factory
+    factory.close()
     factory.drop(template)
 
 
@@ -80,6 +81,7 @@ def mysql_databases(mysql_server: MysqlServer) -> Iterator[MysqlDatabaseFactory]
     tables = [table.name for table in Base.metadata.sorted_tables]  # a foreign key's target first
     factory = MysqlDatabaseFactory(mysql_server, template, ["alembic_version", *tables])
     yield factory
+    factory.close()
     factory.drop(template)
     conn.close()
 

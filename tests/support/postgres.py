@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import pg8000.native
 from sqlalchemy.engine import make_url
 
+from tests.support.prefetch import Prefetched
+
 
 def find_bindir() -> str:
     explicit = os.environ.get("PG_BINDIR")
@@ -116,7 +118,8 @@ def _wait_ready(server: Server, proc: subprocess.Popen[bytes], root: str) -> Non
 
 
 class DatabaseFactory:
-    """Creates databases cloned from one migrated template (≈0.1-0.2 s each) and drops them afterwards."""
+    """Creates databases cloned from one migrated template and drops them afterwards: the next one is cloned, and a
+    used one dropped, in a background thread while a test runs (tests/support/prefetch.py); `close()` at the end."""
 
     _counter = itertools.count()
 
@@ -124,18 +127,37 @@ class DatabaseFactory:
         self.server = server
         self.template = template
         self.prefix = f"t{os.getpid()}_"
+        self._prefetched: Prefetched | None = None
 
     def create(self, template: str | None = None) -> str:
+        if template is not None:
+            return self._clone(template)
+        if self._prefetched is None:
+            self._prefetched = Prefetched(lambda: self._clone(self.template), self._drop)
+        return self._prefetched.take()
+
+    def drop(self, name: str) -> None:
+        if self._prefetched is None:
+            self._drop(name)
+        else:
+            self._prefetched.give_back(name)
+
+    def close(self) -> None:
+        if self._prefetched is not None:
+            prefetched, self._prefetched = self._prefetched, None
+            prefetched.close()
+
+    def _clone(self, template: str) -> str:
         name = f"{self.prefix}{next(self._counter)}"
         conn = self.server.admin()
         try:
-            source = pg8000.native.identifier(template or self.template)
+            source = pg8000.native.identifier(template)
             conn.run(f"CREATE DATABASE {pg8000.native.identifier(name)} TEMPLATE {source}")
         finally:
             conn.close()
         return name
 
-    def drop(self, name: str) -> None:
+    def _drop(self, name: str) -> None:
         conn = self.server.admin()
         try:
             conn.run(f"DROP DATABASE IF EXISTS {pg8000.native.identifier(name)} WITH (FORCE)")
