@@ -52,7 +52,7 @@ def test_sigterm_during_a_refresh_job_loses_no_grant(pg_url, secret_manager, pro
 
             job = threading.Thread(target=run_job, daemon=True)
             job.start()
-            time.sleep(1.0)  # refreshes are in flight at the provider
+            _wait_for_refreshes_in_flight(provider)
             base.process.send_signal(signal.SIGTERM)  # to the server's main process, as Cloud Run does
             with contextlib.suppress(subprocess.TimeoutExpired):
                 base.process.wait(timeout=GRACE)
@@ -69,3 +69,13 @@ def test_sigterm_during_a_refresh_job_loses_no_grant(pg_url, secret_manager, pro
     assert statuses == {"active"}
     assert (pending, unrefreshed) == ([], [])
     assert refresh_grants(provider)["errors"] == {}, "a refresh the provider answered was lost"
+
+
+def _wait_for_refreshes_in_flight(provider: OidcProvider) -> None:
+    """Until the provider holds a refresh (its injected delay counts a request as it starts): a fixed second could
+    pass on a loaded machine before the job had even claimed, and the SIGTERM would then test nothing."""
+    deadline = time.monotonic() + 60
+    while provider.stats()["injected"]["timeout"] == 0:
+        assert time.monotonic() < deadline, "the refresh job sent no refresh to the provider within 60 s"
+        time.sleep(0.05)
+    time.sleep(0.2)  # and a few more join it (concurrency 16)
