@@ -21,15 +21,7 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"    median latency               {one['fetch_median_ms']:.2f} ms vs {one['floor_median_ms']:.2f} ms"
           f"  -> {one['median_ratio']:.2f}x")  # fmt: skip
     for c in (16, 64):
-        two = d[f"p2_c{c}"]
-        print(f"P2 refresh job, {d['args']['refreshes']} due (rotating), latency {d['args']['latency']}s, "
-              f"concurrency {c}")  # fmt: skip
-        print(f"    {two['seconds']:.2f} s vs floor {two['floor_seconds']:.2f} s -> {two['fraction']:.2f} of the"
-              f" floor's throughput (goal >= 0.8); job CPU {two['job_cpu_ms_per_refresh']:.2f} ms per refresh; "
-              f"{two['provider_calls_per_refresh']:.2f} provider calls per refresh")  # fmt: skip
-        print(f"    CPU per refresh: job {two['job_cpu_ms_per_refresh']:.1f} ms, stub provider + local Secret Manager "
-              f"{two['stub_cpu_ms_per_refresh']:.1f} ms, PostgreSQL {two['postgres_cpu_ms_per_refresh']:.1f} ms; "
-              f"machine {two['machine_busy']:.0%} busy (all cores, other work included)")  # fmt: skip
+        print_p2(d[f"p2_c{c}"], d["args"]["refreshes"], d["args"]["latency"], c)
     print_p3(cold, d["args"]["cold_runs"])
     print(f"P4 Secret Manager writes per refresh: rotating {results['p4_writes_rotating']:.2f} (floor 1), "
           f"non-rotating {results['p4_writes_non_rotating']:.2f} (floor 0)")  # fmt: skip
@@ -38,6 +30,16 @@ def print_report(results: dict[str, Any]) -> None:
     rounds = ", ".join(f"{mb:.1f}" for mb in one["rss_rounds_mb"])
     print(f"RSS per worker (MB): {_rss(results)}; token_fetch over P1's rounds: {rounds} "
           f"(growth {one['rss_growth_mb']:+.2f} MB)")  # fmt: skip
+
+
+def print_p2(two: dict[str, Any], refreshes: int, latency: float, c: int) -> None:
+    print(f"P2 refresh job, {refreshes} due (rotating), latency {latency}s, concurrency {c}")
+    print(f"    {two['seconds']:.2f} s vs floor {two['floor_seconds']:.2f} s -> {two['fraction']:.2f} of the"
+          f" floor's throughput (goal >= 0.8); job CPU {two['job_cpu_ms_per_refresh']:.2f} ms per refresh; "
+          f"{two['provider_calls_per_refresh']:.2f} provider calls per refresh")  # fmt: skip
+    print(f"    CPU per refresh: job {two['job_cpu_ms_per_refresh']:.1f} ms, stub provider + local Secret Manager "
+          f"{two['stub_cpu_ms_per_refresh']:.1f} ms, PostgreSQL {two['postgres_cpu_ms_per_refresh']:.1f} ms; "
+          f"machine {two['machine_busy']:.0%} busy (all cores, other work included)")  # fmt: skip
 
 
 def print_p3(cold: dict[str, Any], runs: int) -> None:

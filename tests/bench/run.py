@@ -10,7 +10,8 @@ P5  concurrent fetches of one expired token from two processes → provider call
 RSS of each function's worker after rounds of requests (P1's rounds for the token function), and its growth
 
 Writes bench-results.json at the repository root; `--readme` also rewrites the README's Benchmarks table.
-`--only p3` (or p1, p2, p45) runs one part and prints its figures, writing no file (the contract needs every part).
+`--only p3` (or p1, p2, p45) runs one part and prints its figures, writing no file (the contract needs every part);
+with `--only p2`, `--concurrency` (repeatable) picks the concurrencies (default 16 and 64).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from tests.bench.jobs import p2, p4, p5
 from tests.bench.p1 import p1, seed_valid
 from tests.bench.p3 import p3
-from tests.bench.report import print_p3, print_report, rewrite_readme
+from tests.bench.report import print_p2, print_p3, print_report, rewrite_readme
 from tests.bench.stack import API_KEY, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,16 +59,18 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=5, help="P3: interleaved cold starts per function")
     parser.add_argument("--readme", action="store_true", help="rewrite the README's Benchmarks table")
     parser.add_argument("--only", choices=PARTS, help="run one part, print its figures, write no file")
+    parser.add_argument("--concurrency", type=int, action="append", help="with --only p2: this concurrency only")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     parts = [args.only] if args.only else PARTS
-    with running_stack(args.latency, concurrency=64) as stack:
+    concurrencies = (args.concurrency or [16, 64]) if args.only == "p2" else [16, 64]
+    with running_stack(args.latency, concurrency=max(64, *concurrencies)) as stack:
         integration_id = seed_valid(stack.app)
         if "p3" in parts:
             figures["p3"] = p3(stack.env, integration_id, API_KEY, runs=args.cold_runs)
         if "p1" in parts:
             figures["p1"] = p1(stack.env, integration_id, args.requests, args.rounds, API_KEY)
-        for concurrency in (16, 64) if "p2" in parts else ():
+        for concurrency in concurrencies if "p2" in parts else ():
             figures[f"p2_c{concurrency}"] = p2(stack, args.refreshes, args.latency, concurrency)
         if "p45" in parts:
             figures["p4"] = p4(stack, 50)
@@ -75,6 +78,9 @@ def main() -> int:
     figures["args"] = vars(args)
     if args.only == "p3":
         print_p3(figures["p3"], args.cold_runs)
+    elif args.only == "p2":
+        for concurrency in concurrencies:
+            print_p2(figures[f"p2_c{concurrency}"], args.refreshes, args.latency, concurrency)
     elif args.only:
         print(json.dumps(figures, indent=2))
     if args.only:
