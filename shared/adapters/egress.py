@@ -6,11 +6,18 @@ urllib3 the checked IP as the host to connect to, keeping the name for the `Host
 certificate check. urllib3 never resolves the name again, so DNS rebinding between check and connect cannot
 happen; every request resolves anew (pools are keyed by the IP). Without a policy (development) sessions are
 plain `requests` sessions.
+
+The environment is read once, when a session is built: requests otherwise re-reads the proxy variables, the CA
+bundle variables and ~/.netrc on every request (~5% of a refresh's CPU). Without proxy variables the session
+stops trusting the environment (a CA bundle named by REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE becomes its `verify`;
+~/.netrc is never read: the broker authenticates each provider call itself); with them, requests keeps its own
+per-request proxy and NO_PROXY handling.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -18,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from requests.utils import getproxies
 from urllib3.util.connection import allowed_gai_family
 
 from shared.domain.egress import EgressPolicy
@@ -91,4 +99,9 @@ def egress_session(
     )  # fmt: skip
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    if not getproxies():
+        session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
     return session
