@@ -21,11 +21,11 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
+from urllib.request import getproxies
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from requests.utils import getproxies
 from urllib3.util.connection import allowed_gai_family
 
 from shared.domain.egress import EgressPolicy
