@@ -16,6 +16,7 @@ from uuid import UUID
 from sqlalchemy import Engine, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.adapters import pg_refresh
 from shared.adapters.db_clock import db_now
 from shared.adapters.orm import AuditEventRow
 from shared.adapters.orm import IntegrationRow as R
@@ -27,7 +28,10 @@ from shared.domain.ports import KEEP_STATUS, REAUTH_IF_ACTIVE, Transitions, no_t
 from shared.errors import DependencyUnavailable
 
 # What pinning a settled version clears: the pending copy and the lease.
-PINNED = dict.fromkeys(("pending_secret_ciphertext", "pending_secret_key_version", "lease_owner", "lease_until"))
+PENDING_CLEARED = dict.fromkeys(("pending_secret_ciphertext", "pending_secret_key_version"))
+PINNED = {**PENDING_CLEARED, "lease_owner": None, "lease_until": None}
+# Columns the fenced write sets itself (pg_refresh writes them from its arguments, not from `values`).
+LEASE_AND_STATUS = frozenset({"lease_owner", "lease_until", "status"})
 
 
 def _lease_free() -> Any:
@@ -76,6 +80,8 @@ def _events(conn: Any, events: list[AuditEvent], now: datetime) -> None:
 class SqlRefreshStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # PostgreSQL runs the claim, the fenced write and the pin as prepared SQL text (shared.adapters.pg_refresh)
+        self._pg = engine.dialect.name == "postgresql"
 
     def claim(self, integration_id: UUID, owner: str, lease: timedelta, now: datetime) -> Integration | None:
         """Take the lease on one integration; None when another worker holds it."""
@@ -106,7 +112,13 @@ class SqlRefreshStore:
         """
         claimed: list[Integration] = []
         for due_at in (R.token_expires_at, R.keep_alive_at):
-            if len(claimed) < limit:
+            if len(claimed) < limit and self._pg:
+                with self._engine.begin() as conn:
+                    claimed += pg_refresh.claim_due_by(
+                        conn, due_at.key, now + horizon, now, began, limit - len(claimed), owner,
+                        lease.total_seconds(), provider,
+                    )  # fmt: skip
+            elif len(claimed) < limit:
                 due = _due_by(due_at, horizon, now, began, limit - len(claimed), provider)
                 claimed += self._claim_ids(due, owner, lease)
         return claimed
@@ -182,6 +194,18 @@ class SqlRefreshStore:
         assignments: dict[str, Any] = {**values, "updated_at": now}
         if bump:
             assignments["credential_version"] = expected_version + 1
+        if self._pg and len(events) <= 1 and not LEASE_AND_STATUS & assignments.keys():
+            with self._engine.begin() as conn:
+                stored = pg_refresh.fenced_update(
+                    conn, integration_id, expected_version, owner, assignments, now=now,
+                    extend_seconds=None if extend is None else extend.total_seconds(),
+                    reauth_if_active=status == REAUTH_IF_ACTIVE, event=events[0] if events else None,
+                )  # fmt: skip
+                if stored is None:
+                    self._release(conn, integration_id, owner)
+                    return None
+                insert_outbox(conn, [materialise(spec, stored, now) for spec in transitions(stored)])
+            return stored
         if status == REAUTH_IF_ACTIVE:
             active = R.status == Status.ACTIVE.value
             assignments["status"] = case((active, Status.REAUTH_REQUIRED.value), else_=R.status)
@@ -211,6 +235,17 @@ class SqlRefreshStore:
             R.lease_owner == owner,
             R.pending_secret_ciphertext == integration.pending_secret_ciphertext,
         ]
+        if self._pg and len(events) <= 1:
+            assignments = {**PENDING_CLEARED, "secret_version": version, "updated_at": now}
+            with self._engine.begin() as conn:
+                pinned = pg_refresh.fenced_update(
+                    conn, integration.id, integration.credential_version, owner, assignments, now=now,
+                    extend_seconds=None, reauth_if_active=False, event=events[0] if events else None,
+                    pending=integration.pending_secret_ciphertext, pinning=True,
+                )  # fmt: skip
+                if pinned is None:
+                    self._release(conn, integration.id, owner)
+            return pinned
         with self._engine.begin() as conn:
             rows = update_returning(conn, R, fence, {**PINNED, "secret_version": version, "updated_at": now})
             if not rows:
