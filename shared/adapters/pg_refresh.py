@@ -2,12 +2,13 @@
 
 SqlRefreshStore builds these with SQLAlchemy Core on SQLite and MySQL. On PostgreSQL a rotating refresh runs
 them several times, and building each statement (coercions, the cache key of a statement whose `values` vary)
-cost more CPU than running it, so here each is SQL text made once per shape from constant column names, run
-through the engine's connection (its pool, transaction and error translation) and prepared once per connection
-by the dialect (shared.adapters.pg8000_statements). A fenced write and its audit row are one statement: a
-data-modifying CTE inserts the audit event only when the fenced UPDATE changed the row. Rows are read as the
-token hot path reads them (pg_token_reads.row_to_integration). Fencing, the database's clock for leases and
-`FOR UPDATE SKIP LOCKED` are those of SqlRefreshStore, statement for statement.
+cost more CPU than running it, so here each is SQL text made once per shape from constant column names, run on
+the engine's connection (its pool and transaction) straight through the dialect's cursor, which prepares each
+text once per connection (shared.adapters.pg8000_statements): SQLAlchemy's result objects cost as much again.
+Errors are SQLAlchemy's, as from any statement (a lost connection is invalidated). A fenced write and its audit
+row are one statement: a data-modifying CTE inserts the audit event only when the fenced UPDATE changed the row.
+Rows are read as the token hot path reads them (pg_token_reads.row_to_integration). Fencing, the database's
+clock for leases and `FOR UPDATE SKIP LOCKED` are those of SqlRefreshStore, statement for statement.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from shared.adapters.pg_token_reads import FIELDS, row_to_integration
 from shared.domain.models import AuditEvent, Integration, Status
@@ -74,6 +76,25 @@ def _update_sql(shape: Shape, reauth_if_active: bool, extend: bool, audit: bool,
     )
 
 
+def _rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Run one statement on the connection's DB-API cursor; its rows. A driver error is raised as SQLAlchemy
+    raises it (parameters hidden), after invalidating the connection when the error says it is lost."""
+    dialect = conn.dialect
+    dbapi_connection = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        dialect.do_execute(cursor, sql, tuple(params))
+        return list(cursor.fetchall()) if cursor.description else []
+    except dialect.loaded_dbapi.Error as exc:
+        if dialect.is_disconnect(exc, dbapi_connection, cursor):
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, tuple(params), exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
+
+
 def _audit_params(event: AuditEvent, now: datetime) -> list[Any]:
     integration_id = None if event.integration_id is None else str(event.integration_id)
     return [
@@ -108,14 +129,14 @@ def fenced_update(
     if event is not None:
         params += _audit_params(event, now)
     sql = _update_sql(shape, reauth_if_active, extend_seconds is not None, event is not None, pinning)
-    row = conn.exec_driver_sql(sql, tuple(params)).first()
-    return None if row is None else row_to_integration(row)
+    rows = _rows(conn, sql, params)
+    return row_to_integration(rows[0]) if rows else None
 
 
 def insert_audit(conn: Connection, events: Sequence[AuditEvent], now: datetime) -> None:
     sql = f"{AUDIT} VALUES (CAST(%s AS timestamptz), %s, %s, %s, %s, CAST(%s AS uuid), %s, CAST(%s AS jsonb))"
     for event in events:
-        conn.exec_driver_sql(sql, tuple(_audit_params(event, now)))
+        _rows(conn, sql, _audit_params(event, now))
 
 
 @lru_cache(maxsize=8)
@@ -146,5 +167,4 @@ def claim_due_by(
     if provider is not None:
         params.append(provider)
     params.append(limit)
-    rows = conn.exec_driver_sql(_claim_sql(due_at, provider is not None), tuple(params)).all()
-    return [row_to_integration(row) for row in rows]
+    return [row_to_integration(row) for row in _rows(conn, _claim_sql(due_at, provider is not None), params)]
