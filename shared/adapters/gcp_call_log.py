@@ -44,9 +44,10 @@ def _logged(method: str, call: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             level = logging.WARNING if status == "RESOURCE_EXHAUSTED" else logging.INFO
             millis = round((time.monotonic() - started) * 1000, 1)
-            log.log(
-                level, "secret manager %s: %s (%s ms)", method, status, millis,
-                extra=fields(event="secret_manager_call", method=method, status=status, duration_ms=millis),
-            )  # fmt: skip
+            if log.isEnabledFor(level):  # the structured fields cost more than the call's own bookkeeping
+                log.log(
+                    level, "secret manager %s: %s (%s ms)", method, status, millis,
+                    extra=fields(event="secret_manager_call", method=method, status=status, duration_ms=millis),
+                )  # fmt: skip
 
     return wrapper

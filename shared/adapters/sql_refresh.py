@@ -229,12 +229,6 @@ class SqlRefreshStore:
     ) -> Integration | None:
         """The pending token is in the secret store as `version`: point the row at it, clear the pending copy and
         release the lease, if nothing changed since `integration` was read; None when fenced out."""
-        fence = [
-            R.id == integration.id,
-            R.credential_version == integration.credential_version,
-            R.lease_owner == owner,
-            R.pending_secret_ciphertext == integration.pending_secret_ciphertext,
-        ]
         if self._pg and len(events) <= 1:
             assignments = {**PENDING_CLEARED, "secret_version": version, "updated_at": now}
             with self._engine.begin() as conn:
@@ -246,6 +240,12 @@ class SqlRefreshStore:
                 if pinned is None:
                     self._release(conn, integration.id, owner)
             return pinned
+        fence = [
+            R.id == integration.id,
+            R.credential_version == integration.credential_version,
+            R.lease_owner == owner,
+            R.pending_secret_ciphertext == integration.pending_secret_ciphertext,
+        ]
         with self._engine.begin() as conn:
             rows = update_returning(conn, R, fence, {**PINNED, "secret_version": version, "updated_at": now})
             if not rows:
