@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from tests.bench import procfs
+from tests.support.lifetime import stop
 from tests.support.postgres import free_port
 
 HELLO = ["functions_framework", "--target", "hello", "--source", "tests/bench/hello_function.py"]
@@ -92,11 +93,7 @@ class Cold:
         return self.log.read().decode(errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
         self.log.close()
 
 

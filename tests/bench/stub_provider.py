@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import requests
 
+from tests.support.lifetime import stop
 from tests.support.postgres import free_port
 
 
@@ -148,8 +149,7 @@ class RemoteStub:
             _, url, grpc_endpoint = proc.stdout.readline().split()
             yield cls(url, grpc_endpoint, proc.pid)
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
 
 
 def main() -> None:

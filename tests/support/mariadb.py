@@ -25,6 +25,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.lifetime import stop
 from tests.support.postgres import free_port
 from tests.support.prefetch import Prefetched
 
@@ -107,11 +108,7 @@ def running_mariadb() -> Iterator[MysqlServer]:
         setup.close()
         yield MysqlServer("127.0.0.1", port, USER, PASSWORD)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from tests.support.lifetime import stop
 from tests.support.postgres import free_port
 
 SERVER_DIR = Path(__file__).resolve().parent.parent / "oauth_server"
@@ -283,13 +284,7 @@ def _server_process(node: str, env: dict[str, str]) -> Iterator[tuple[bool, str]
             stderr += log.read() + "".join(seen)
         yield started, stderr
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(proc)
         assert proc.stdin is not None
         proc.stdin.close()
         drainer.join(timeout=5)

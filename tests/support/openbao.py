@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import requests
 
+from tests.support.lifetime import stop
 from tests.support.postgres import free_port
 
 
@@ -86,13 +87,8 @@ class OpenBao:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)
 
 
 def _wait_listening(bao: OpenBao, *, sealed_ok: bool) -> None:

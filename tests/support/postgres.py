@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pg8000.native
 from sqlalchemy.engine import make_url
 
+from tests.support.lifetime import stop
 from tests.support.prefetch import Prefetched
 
 
@@ -95,11 +96,7 @@ def running_cluster() -> Iterator[Server]:
         _wait_ready(server, proc, root)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=20)
         shutil.rmtree(root, ignore_errors=True)
 
 

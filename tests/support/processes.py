@@ -15,6 +15,7 @@ from typing import IO
 
 import requests
 
+from tests.support.lifetime import stop
 from tests.support.postgres import free_port
 
 
@@ -62,11 +63,7 @@ def serving(
                 time.sleep(0.05)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind
         log.close()
