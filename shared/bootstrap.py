@@ -49,12 +49,15 @@ class Deferred:
         self._target: Any = None
         self._lock = threading.Lock()
 
-    def __getattr__(self, name: str) -> Any:
+    def built(self) -> Any:
         if self._target is None:
             with self._lock:
                 if self._target is None:
                     self._target = self._build()
-        return getattr(self._target, name)
+        return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.built(), name)
 
 
 class DeferredDirectory(Deferred):
@@ -62,7 +65,7 @@ class DeferredDirectory(Deferred):
     starting a flow with a provider whose endpoints the catalog names builds nothing."""
 
     def resolve(self, provider: Provider) -> Provider:
-        return self.__getattr__("resolve")(provider) if provider.needs_discovery else provider
+        return self.built().resolve(provider) if provider.needs_discovery else provider
 
 
 class Container(

@@ -15,15 +15,8 @@ from shared.adapters.jwks import SessionJwksClient
 from shared.domain.hooks import expected_issuer
 from shared.domain.urls import check_url
 from shared.errors import ProviderError
-from shared.providers.catalog import Provider
+from shared.providers.catalog import DISCOVERED, Provider
 
-DISCOVERED = {
-    "authorization_url": "authorization_endpoint",
-    "token_url": "token_endpoint",
-    "revocation_url": "revocation_endpoint",
-    "userinfo_url": "userinfo_endpoint",
-    "jwks_uri": "jwks_uri",
-}
 log = logging.getLogger("broker.oidc")
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
 

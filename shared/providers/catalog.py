@@ -22,7 +22,14 @@ from shared.providers.sources import Sources, read_sources
 URL_FIELDS = (
     "issuer", "authorization_url", "token_url", "refresh_url", "revocation_url", "userinfo_url", "jwks_uri",
 )  # fmt: skip
-DISCOVERABLE = ("authorization_url", "token_url", "revocation_url", "userinfo_url", "jwks_uri")  # OIDC discovery
+# The endpoints OIDC discovery can fill in (shared.adapters.oidc): entry field -> discovery document key.
+DISCOVERED = {
+    "authorization_url": "authorization_endpoint",
+    "token_url": "token_endpoint",
+    "revocation_url": "revocation_endpoint",
+    "userinfo_url": "userinfo_endpoint",
+    "jwks_uri": "jwks_uri",
+}
 
 
 def _frozen_map() -> Mapping[str, str]:
@@ -89,7 +96,7 @@ class Provider:
     @property
     def needs_discovery(self) -> bool:
         """An OIDC entry that leaves out endpoints its issuer's discovery document names (shared.adapters.oidc)."""
-        return self.issuer is not None and any(getattr(self, name) is None for name in DISCOVERABLE)
+        return self.issuer is not None and any(getattr(self, name) is None for name in DISCOVERED)
 
     @property
     def secret_fields(self) -> tuple[str, ...]:
