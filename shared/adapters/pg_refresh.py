@@ -24,10 +24,9 @@ from uuid import UUID
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from shared.adapters.pg_token_reads import FIELDS, row_to_integration
+from shared.adapters.pg_token_reads import COLUMNS, FIELDS, row_to_integration
 from shared.domain.models import AuditEvent, Integration, Status
 
-COLUMNS = ", ".join(FIELDS)
 JSON_COLUMNS = frozenset({"granted_scopes", "config", "provider_metadata"})
 LEASE_FREE = "(lease_until IS NULL OR lease_until <= clock_timestamp())"
 AUDIT = "INSERT INTO audit_events (occurred_at, actor, action, outcome, entity_id, integration_id, provider, detail)"
